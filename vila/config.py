@@ -1,0 +1,142 @@
+"""params.yaml -> validated config.
+
+The schema in workflow/schemas/params.schema.yaml is the one definition of what params.yaml may
+hold; Snakemake validates with it too. Cross-field rules that a JSON schema cannot express live in
+`cross_field_errors`. Every error names the key and what was expected, in one line.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+TEACHER_FRAMES_FOR_STUDENT = (4, 32)  # re_weight: student = 4-frame model + 32-frame teacher branch
+
+
+class ParamsError(ValueError):
+    """params.yaml does not satisfy the schema or a cross-field rule."""
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: Any) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: Any) -> str:
+    """One line per schema error: the offending key and what the schema expected."""
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        allowed = set(error.schema.get("properties", {}))
+        for sub in error.schema.get("allOf", []):
+            ref = sub.get("$ref", "")
+            if ref:
+                allowed |= set(_resolve_ref(ref).get("properties", {}))
+        unknown = sorted(k for k in instance if k not in allowed)
+        if not unknown:  # a known key failed a check inside allOf; that error is reported on its own
+            return ""
+        where = _key_path(error)
+        names = ", ".join(f"{where}.{k}" if where != "(top level)" else k for k in unknown)
+        return f"unknown key {names} (allowed here: {', '.join(sorted(allowed))})"
+    return f"{_key_path(error)}: {error.message}"
+
+
+_SCHEMA_CACHE: dict[str, Any] = {}
+
+
+def _resolve_ref(ref: str) -> dict[str, Any]:
+    schema = _SCHEMA_CACHE.setdefault("schema", load_schema())
+    node: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def schema_errors(params: Any) -> list[str]:
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(load_schema())
+    validator = validator_cls(load_schema())
+    return sorted({d for e in validator.iter_errors(params) if (d := _describe(e))})
+
+
+def student_settings(params: dict[str, Any], variant: str) -> dict[str, Any]:
+    """train.student with the variant's overrides applied."""
+    if variant not in params["variants"]:
+        raise ParamsError(f"variants.{variant}: no such student variant (have: {', '.join(params['variants'])})")
+    merged = copy.deepcopy(params["train"]["student"])
+    merged.update(params["variants"][variant])
+    return merged
+
+
+def cross_field_errors(params: dict[str, Any]) -> list[str]:
+    errors = []
+    frames = params["data"]["frames"]
+    teacher_frames = params["train"]["teacher"]["frames"]
+    for n in teacher_frames:
+        if n > frames:
+            errors.append(f"train.teacher.frames: {n} is more than data.frames ({frames}) decoded per clip")
+        elif frames % n:
+            errors.append(f"train.teacher.frames: {n} does not divide data.frames ({frames}) into equal intervals")
+    for need in TEACHER_FRAMES_FOR_STUDENT:
+        if need not in teacher_frames and need != frames:
+            errors.append(f"train.teacher.frames: must include {need} (re_weight builds the student from it)")
+    if frames not in teacher_frames:
+        errors.append(f"train.teacher.frames: must include data.frames ({frames}), the distillation teacher")
+    checks = [("train.student", params["train"]["student"])]
+    checks += [
+        (f"variants.{v}", student_settings(params, v))
+        for v, overrides in params["variants"].items()
+        if {"select", "selector"} & set(overrides)
+    ]
+    for where, s in checks:
+        if s["select"] > frames:
+            errors.append(f"{where}.select: {s['select']} selected frames exceed data.frames ({frames}) sampled")
+        elif s["selector"] == "segment" and frames % s["select"]:
+            errors.append(
+                f"{where}.select: {frames} sampled frames (data.frames) cannot be split into {s['select']} equal segments"
+            )
+        if s["select"] not in teacher_frames:
+            errors.append(f"{where}.select: {s['select']} needs a uniform_{s['select']}f model in train.teacher.frames")
+    tau = params["train"]["student"]["tau"]
+    if tau["end"] > tau["start"]:
+        errors.append(f"train.student.tau.end: {tau['end']} must be <= tau.start ({tau['start']})")
+    if params["dataset"] == "synthqa" and params["data"]["frames"] != 32:
+        errors.append("data.frames: the embedded synthqa clips have 32 frames; set data.frames: 32")
+    if params["model"]["preset"] == "flant5xl" and not params["model"]["weights"]:
+        errors.append("model.weights: the flant5xl preset needs a local InstructBLIP directory (see README)")
+    return errors
+
+
+def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
+    errors = schema_errors(params)
+    if not errors:
+        errors = cross_field_errors(params)
+    if errors:
+        raise ParamsError(f"{source}: " + f"\n{source}: ".join(errors))
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the project root, or pass --params)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    return validate(params, str(path))
+
+
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node

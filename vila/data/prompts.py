@@ -1,0 +1,25 @@
+"""Prompts as the released code writes them; the answer target is "Option X"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LETTERS = "ABCDE"
+MC_SUFFIX = "Considering the information presented in the frame, select the correct answer from the options."
+VLEP_QUESTION = "Upon observing the provided frames, what is the most probable subsequent event?"
+
+
+def options_text(item: dict[str, Any]) -> str:
+    return " ".join(f"Option {LETTERS[i]}: {item[f'a{i}']}" for i in range(item["num_option"]))
+
+
+def llm_prompt(item: dict[str, Any]) -> str:
+    """The T5 prompt. VLEP has no question text: the prompt asks for the next event."""
+    if not item.get("question"):
+        return f"{VLEP_QUESTION} {options_text(item)}"
+    return f"Question: {item['question']} {options_text(item)} {MC_SUFFIX}"
+
+
+def qformer_prompt(item: dict[str, Any]) -> str:
+    """The Q-Former's instruction: the question alone (it selects what to read from each frame)."""
+    return item.get("question") or VLEP_QUESTION

@@ -1,0 +1,1 @@
+"""Models: the InstructBLIP video backbone, the Frame-Prompter and the QFormer-Distiller."""

@@ -1,0 +1,376 @@
+"""The ViLA video model, readable top to bottom.
+
+InstructBLIP parts from transformers (vision model, instruction-aware Q-Former with query tokens,
+language projection, Flan-T5) composed for video: frames are encoded independently, the Q-Former
+runs once per frame, and the projected query tokens of all frames are concatenated in front of the
+embedded prompt. The answer is read from the decoder's logits over the option letters at the
+position after "Option", restricted to the options a question has.
+
+ViLA adds two modules:
+- FramePrompter: scores every sampled frame (optionally guided by the question) and picks K frames
+  with a hard, straight-through Gumbel-softmax (one per segment as released, or a free top-k).
+- QFormer-Distiller: a frozen teacher branch (its own Q-Former, query tokens and projection, from
+  the 32-frame model) encodes all T frames; the student's K*Q projected tokens are mapped along
+  the token axis to T*Q tokens and matched to the teacher's with an MSE loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    InstructBlipConfig,
+    InstructBlipQFormerModel,
+    InstructBlipVisionModel,
+    PretrainedConfig,
+    PreTrainedModel,
+    T5ForConditionalGeneration,
+)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ViLAConfig(PretrainedConfig):
+    """Backbone sizes (an InstructBlipConfig) plus what this model does with frames.
+
+    frames: frames the answering model reads; sampled_frames: frames per clip before selection.
+    selector None = uniform sampling (the teachers); "segment" or "topk" = a Frame-Prompter.
+    """
+
+    model_type = "vila_video_instructblip"
+
+    def __init__(
+        self,
+        backbone: dict[str, Any] | None = None,
+        frames: int = 4,
+        sampled_frames: int = 32,
+        selector: str | None = None,
+        gate: str = "text",
+        selector_input: str = "vit",
+        prompter_hidden: int = 64,
+        distill: bool = False,
+        released_teacher_qformer: bool = False,
+        noisy_eval: bool = False,
+        lora: dict[str, Any] | None = None,
+        answer_prefix_ids: list[int] | None = None,
+        letter_ids: list[int] | None = None,
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(backbone, InstructBlipConfig):
+            backbone = backbone.to_dict()
+        self.backbone = backbone or {}
+        self.frames = frames
+        self.sampled_frames = sampled_frames
+        self.selector = selector
+        self.gate = gate
+        self.selector_input = selector_input
+        self.prompter_hidden = prompter_hidden
+        self.distill = distill
+        self.released_teacher_qformer = released_teacher_qformer
+        self.noisy_eval = noisy_eval
+        self.lora = lora
+        self.answer_prefix_ids = answer_prefix_ids or []
+        self.letter_ids = letter_ids or []
+        self.initializer_range = initializer_range
+
+    @property
+    def backbone_config(self) -> InstructBlipConfig:
+        return InstructBlipConfig(**self.backbone)
+
+
+def gumbel_like(x: torch.Tensor) -> torch.Tensor:
+    u = torch.rand_like(x).clamp_(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u))
+
+
+class FramePrompter(nn.Module):
+    """Scores T frames and selects K of them with a hard straight-through Gumbel-softmax.
+
+    gate "visual" (the released code): score = MLP(frame feature).
+    gate "text" (the paper): the question attends over the frame's patch tokens; the gate reads the
+    frame feature and the question-matched pooled feature. MLP = linear -> LayerNorm -> ReLU -> linear.
+    """
+
+    def __init__(self, vision_dim: int, text_dim: int, hidden: int, select: int, mode: str, gate: str) -> None:
+        super().__init__()
+        if mode not in ("segment", "topk") or gate not in ("text", "visual"):
+            raise ValueError(f"unknown prompter mode/gate {mode!r}/{gate!r}")
+        self.select, self.mode, self.gate_kind = select, mode, gate
+        self.frame_proj = nn.Linear(vision_dim, hidden)
+        gate_in = hidden
+        if gate == "text":
+            self.text_proj = nn.Linear(text_dim, hidden)
+            self.key_proj = nn.Linear(vision_dim, hidden)
+            self.value_proj = nn.Linear(vision_dim, hidden)
+            gate_in = 2 * hidden
+        self.gate = nn.Sequential(nn.Linear(gate_in, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def scores(self, tokens: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
+        """tokens [B, T, N, D] (per-frame patch tokens), text [B, Dt] -> scores [B, T]."""
+        feature = self.frame_proj(tokens.mean(dim=2))
+        if self.gate_kind == "text":
+            if text is None:
+                raise ValueError("the text-guided gate needs the question embedding")
+            q = self.text_proj(text)[:, None, None, :]  # [B, 1, 1, H]
+            keys = self.key_proj(tokens)  # [B, T, N, H]
+            attn = torch.softmax((keys * q).sum(-1) / math.sqrt(keys.shape[-1]), dim=-1)  # [B, T, N]
+            pooled = torch.einsum("btn,btnh->bth", attn, self.value_proj(tokens))
+            feature = torch.cat([feature, pooled * q[:, :, 0]], dim=-1)
+        return self.gate(feature).squeeze(-1)
+
+    def select_frames(
+        self, scores: torch.Tensor, tau: float, noisy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """scores [B, T] -> (weights [B, K, T] one-hot in value, straight-through in gradient; indices [B, K])."""
+        b, t = scores.shape
+        k = self.select
+        logits = scores + gumbel_like(scores) if noisy else scores
+        if self.mode == "segment":
+            seg = logits.view(b, k, t // k)
+            soft = torch.softmax(seg / tau, dim=-1)
+            local = seg.argmax(dim=-1)  # [B, K]
+            hard = F.one_hot(local, t // k).to(soft.dtype)
+            w_seg = hard - soft.detach() + soft
+            weights = torch.zeros(b, k, t, dtype=scores.dtype, device=scores.device)
+            for s in range(k):  # place each segment's weights at its frame positions
+                weights[:, s, s * (t // k) : (s + 1) * (t // k)] = w_seg[:, s]
+            indices = local + torch.arange(k, device=scores.device) * (t // k)
+        else:
+            soft = torch.softmax(logits / tau, dim=-1)
+            indices = logits.topk(k, dim=-1).indices.sort(dim=-1).values
+            hard = F.one_hot(indices, t).to(soft.dtype)  # [B, K, T]
+            weights = hard - soft.detach()[:, None] + soft[:, None]
+        return weights, indices
+
+
+class TokenAxisMapper(nn.Module):
+    """Maps the student's K*Q tokens to T*Q tokens along the token axis (linear + LayerNorm)."""
+
+    def __init__(self, student_tokens: int, teacher_tokens: int, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(student_tokens, teacher_tokens)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(tokens.transpose(1, 2)).transpose(1, 2))
+
+
+class TeacherBranch(nn.Module):
+    """The frozen 32-frame model's Q-Former, query tokens and projection."""
+
+    def __init__(self, config: InstructBlipConfig) -> None:
+        super().__init__()
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
+        self.qformer = InstructBlipQFormerModel._from_config(config.qformer_config)
+        self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
+
+
+@dataclass
+class ViLAOutput:
+    letter_logits: torch.Tensor  # [B, 5], options a question lacks set to -inf
+    loss: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    distill_loss: torch.Tensor | None = None
+    chosen: torch.Tensor | None = None  # [B, K] indices of the frames the answering model read
+
+
+class ViLAModel(PreTrainedModel):
+    config_class = ViLAConfig
+    base_model_prefix = "vila"
+    main_input_name = "pixel_values"
+    _keys_to_ignore_on_load_unexpected: list[str] = []
+
+    def __init__(self, config: ViLAConfig) -> None:
+        super().__init__(config)
+        bb = config.backbone_config
+        qdim, tdim = bb.qformer_config.hidden_size, bb.text_config.d_model
+        self.vision_model = InstructBlipVisionModel._from_config(bb.vision_config)
+        self.query_tokens = nn.Parameter(torch.zeros(1, bb.num_query_tokens, qdim))
+        self.qformer = InstructBlipQFormerModel._from_config(bb.qformer_config)
+        self.language_projection = nn.Linear(qdim, tdim)
+        self.language_model = T5ForConditionalGeneration._from_config(bb.text_config)
+        self.prompter = None
+        if config.selector:
+            self.prompter = FramePrompter(
+                bb.vision_config.hidden_size, qdim, config.prompter_hidden, config.frames, config.selector, config.gate
+            )
+        self.teacher = self.token_mapper = None
+        if config.distill:
+            self.teacher = TeacherBranch(bb)
+            q = bb.num_query_tokens
+            self.token_mapper = TokenAxisMapper(config.frames * q, config.sampled_frames * q, tdim)
+        self.post_init()
+        if config.lora:
+            self.add_lora(config.lora)
+        self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (ViLAModel, TeacherBranch)):
+            # Random, not zero: identical query tokens would stay identical under training.
+            nn.init.normal_(module.query_tokens, std=std)
+
+    # ---- LoRA on the language model (peft) ----
+    def add_lora(self, lora: dict[str, Any]) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=["q", "v"])
+        self.language_model = get_peft_model(self.language_model, cfg)
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA deltas into the T5 weights; the result saves and loads as a plain model."""
+        if self.config.lora:
+            self.language_model = self.language_model.merge_and_unload()
+            self.config.lora = None
+
+    # ---- the pieces of a forward pass ----
+    def pixels_to_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames [..., H, W, 3] -> normalised float [N, 3, S, S] at the ViT's resolution."""
+        size = self.config.backbone_config.vision_config.image_size
+        x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames [B, T, H, W, 3] -> ViT tokens [B, T, N, Dv] (the frozen ViT, run per frame)."""
+        b, t = frames.shape[:2]
+        tokens = self.vision_model(pixel_values=self.pixels_to_input(frames)).last_hidden_state
+        return tokens.view(b, t, *tokens.shape[1:])
+
+    def patch_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """The cheap selector input: the ViT's patch embeddings only (no transformer layer)."""
+        b, t = frames.shape[:2]
+        tokens = self.vision_model.embeddings(self.pixels_to_input(frames))
+        return tokens.view(b, t, *tokens.shape[1:])
+
+    def question_embedding(self, qformer_ids: torch.Tensor, qformer_mask: torch.Tensor) -> torch.Tensor:
+        emb = self.qformer.embeddings.word_embeddings(qformer_ids)
+        mask = qformer_mask.unsqueeze(-1).to(emb.dtype)
+        return (emb * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def qformer_tokens(
+        self,
+        vit_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor,
+        branch: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """ViT tokens [B, F, N, Dv] -> projected LLM-input tokens [B, F*Q, Dt] (Q-Former once per frame)."""
+        branch = branch or self
+        qformer = self.qformer if self.config.released_teacher_qformer else branch.qformer
+        b, f, n, d = vit_tokens.shape
+        image = vit_tokens.reshape(b * f, n, d)
+        ids = qformer_ids.repeat_interleave(f, dim=0)
+        text_mask = qformer_mask.repeat_interleave(f, dim=0)
+        queries = branch.query_tokens.expand(b * f, -1, -1)
+        mask = torch.cat([torch.ones(queries.shape[:2], dtype=text_mask.dtype, device=text_mask.device), text_mask], 1)
+        out = qformer(
+            input_ids=ids,
+            attention_mask=mask,
+            query_embeds=queries,
+            encoder_hidden_states=image,
+            encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long, device=image.device),
+        ).last_hidden_state[:, : queries.shape[1]]
+        return branch.language_projection(out).reshape(b, f * queries.shape[1], -1)
+
+    def answer_logits(
+        self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Visual tokens [B, V, Dt] + prompt -> vocabulary logits at the answer-letter position [B, vocab]."""
+        lm = self.language_model
+        embeds = torch.cat([visual, lm.get_input_embeddings()(input_ids)], dim=1)
+        mask = torch.cat([torch.ones(visual.shape[:2], dtype=attention_mask.dtype, device=visual.device), attention_mask], 1)
+        start = self.config.backbone_config.text_config.decoder_start_token_id
+        prefix = [start, *self.config.answer_prefix_ids]
+        decoder_ids = torch.tensor(prefix, device=visual.device).expand(visual.shape[0], -1)
+        out = lm(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_ids)
+        return out.logits[:, -1]
+
+    def select(
+        self,
+        selector_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor,
+        tau: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame-Prompter scores -> (weights [B, K, T], chosen indices [B, K])."""
+        assert self.prompter is not None
+        text = self.question_embedding(qformer_ids, qformer_mask) if self.config.gate == "text" else None
+        scores = self.prompter.scores(selector_tokens, text)
+        noisy = self.training or self.config.noisy_eval
+        return self.prompter.select_frames(scores, tau, noisy)
+
+    def forward(
+        self,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        num_options: torch.Tensor,
+        vit_tokens: torch.Tensor | None = None,
+        frames: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        tau: float = 1.0,
+        distill_weight: float = 0.0,
+    ) -> ViLAOutput:
+        """Answer multiple-choice questions about clips.
+
+        vit_tokens [B, T, N, Dv]: frozen-ViT tokens of every sampled frame (from the feature cache), or
+        frames [B, T, H, W, 3] uint8 (end to end; the ViT then runs on what the model needs).
+        A uniform model reads all T given frames; a ViLA model selects `config.frames` of them.
+        """
+        chosen = None
+        if self.prompter is None:
+            if vit_tokens is None:
+                vit_tokens = self.encode_frames(frames)
+            student_vit = vit_tokens
+        else:
+            if self.config.selector_input == "patch_embed":
+                selector_tokens = self.patch_embeddings(frames)
+            else:
+                if vit_tokens is None:
+                    vit_tokens = self.encode_frames(frames)
+                selector_tokens = vit_tokens
+            weights, chosen = self.select(selector_tokens, qformer_ids, qformer_mask, tau)
+            if vit_tokens is None:  # fast path: the full ViT runs only on the chosen frames
+                picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
+                student_vit = self.encode_frames(picked)
+            elif torch.is_grad_enabled() and weights.requires_grad:
+                student_vit = torch.einsum("bkt,btnd->bknd", weights, vit_tokens)
+            else:
+                student_vit = torch.gather(
+                    vit_tokens, 1, chosen[:, :, None, None].expand(-1, -1, *vit_tokens.shape[2:])
+                )
+        visual = self.qformer_tokens(student_vit, qformer_ids, qformer_mask)
+        vocab_logits = self.answer_logits(visual, input_ids, attention_mask)
+        letters = torch.tensor(self.config.letter_ids, device=vocab_logits.device)
+        letter_logits = vocab_logits[:, letters]
+        option_ok = torch.arange(len(letters), device=letters.device)[None] < num_options[:, None]
+        letter_logits = letter_logits.masked_fill(~option_ok, float("-inf"))
+        out = ViLAOutput(letter_logits=letter_logits, chosen=chosen)
+        if labels is not None:
+            out.lm_loss = F.cross_entropy(vocab_logits, letters[labels])
+            out.loss = out.lm_loss
+            if self.teacher is not None and distill_weight > 0 and vit_tokens is not None:
+                with torch.no_grad():
+                    target = self.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
+                out.distill_loss = F.mse_loss(self.token_mapper(visual), target)
+                out.loss = out.lm_loss + distill_weight * out.distill_loss
+        return out
