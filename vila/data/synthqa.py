@@ -1,18 +1,20 @@
 """`synthqa`: the embedded video-QA benchmark, generated deterministically from a seed.
 
 Each clip has 32 frames. A question names one coloured object ("the red object"); the answer is
-visible only in that object's 1-3 key frames. Distractor objects of other colours appear alone at
-other times, so a selector that ignores the question can find "frames with something in them" but
-not the right ones. Question types mirror STAR's four columns:
+visible only in that object's key frames (1 or 2). Distractor objects of other colours appear alone
+at other times, so a selector that ignores the question can find "frames with something in them"
+but not the right ones. Question types mirror STAR's four columns:
 
-| type         | question                                         | key frames | answer       |
-|--------------|--------------------------------------------------|------------|--------------|
-| Interaction  | where did the red object appear ?                 | 1          | quadrant     |
-| Sequence     | how many times did the red object flash ?         | 1-3        | count        |
-| Prediction   | what shape was the red object ?                   | 1          | shape        |
-| Feasibility  | which colour appeared together with the red object ? | 1       | partner colour |
+| type         | question                                              | key frames | answer           |
+|--------------|-------------------------------------------------------|------------|------------------|
+| Interaction  | where did the red object appear ?                      | 1          | quadrant         |
+| Sequence     | where did the red object appear first ?                | 2          | earlier quadrant |
+| Prediction   | what shape was the red object ?                        | 1          | shape            |
+| Feasibility  | which colour appeared together with the red object ?   | 1          | partner colour   |
 
-Options: 4 per question; the answer position is balanced per type by construction.
+Options: 4 per question, the type's whole answer set in a fixed order (so the answer position is the
+answer value, and balanced by sampling values uniformly). Feasibility names a target from one colour
+group and asks for a partner from the other; the other partner colours appear alone elsewhere.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 SHAPES = ("square", "ring", "horizontal bar", "vertical bar")
-COUNTS = ("one", "two", "three", "four")
 BACKGROUND = (24, 24, 28)
+TARGETS = ("red", "green", "blue", "yellow")  # Feasibility: targets from this group ...
+PARTNERS = ("cyan", "magenta", "white", "orange")  # ... partners (and its options) from this one
 QUESTION = {
     "Interaction": "where did the {c} object appear ?",
-    "Sequence": "how many times did the {c} object flash ?",
+    "Sequence": "where did the {c} object appear first ?",
     "Prediction": "what shape was the {c} object ?",
     "Feasibility": "which colour appeared together with the {c} object ?",
 }
@@ -63,6 +66,7 @@ class Clip:
     options: list[str]
     answer: int
     keyframes: list[int] = field(default_factory=list)
+    target: str = ""
 
 
 def render_frame(objs: list[Obj], size: int, rng: np.random.Generator) -> np.ndarray:
@@ -95,66 +99,53 @@ def render_clip(clip: Clip, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([render_frame(objs, size, rng) for objs in clip.frames])
 
 
-def _options(correct: str, pool: list[str], answer_pos: int, rng: np.random.Generator) -> list[str]:
-    others = [x for x in pool if x != correct]
-    rng.shuffle(others)
-    opts = others[:3]
-    opts.insert(answer_pos, correct)
-    return opts
-
-
-def _free_frames(n: int, taken: set[int], count: int, rng: np.random.Generator, gap: int = 1) -> list[int]:
-    """`count` distinct frames not in `taken` and at least `gap` apart from each other."""
-    for _ in range(1000):
-        cand = sorted(rng.choice([t for t in range(n) if t not in taken], size=count, replace=False).tolist())
-        if all(b - a >= gap for a, b in zip(cand, cand[1:], strict=False)):
-            return cand
-    raise RuntimeError("could not place events; too many for the clip length")
+def _free_frames(n: int, taken: set[int], count: int, rng: np.random.Generator) -> list[int]:
+    """`count` distinct frames, not in `taken`, in increasing order."""
+    free = [t for t in range(n) if t not in taken]
+    return sorted(rng.choice(free, size=count, replace=False).tolist())
 
 
 def make_clip(qtype: str, answer_pos: int, n_frames: int, distractors: int, rng: np.random.Generator) -> Clip:
-    colours = list(COLOURS)
-    target = colours[rng.integers(len(colours))]
+    """One clip whose answer is option `answer_pos`."""
     frames: list[list[Obj]] = [[] for _ in range(n_frames)]
-    others = [c for c in colours if c != target]
-    rng.shuffle(others)
 
-    def obj(colour: str, avoid: int | None = None) -> Obj:
-        quads = [q for q in range(4) if q != avoid]
-        return Obj(colour, int(rng.choice(quads)), int(rng.integers(len(SHAPES))))
+    def shape() -> int:
+        return int(rng.integers(len(SHAPES)))
 
-    if qtype == "Sequence":
-        n_flash = int(rng.integers(1, 4)) if n_frames >= 5 else int(rng.integers(1, min(3, n_frames) + 1))
-        keys = _free_frames(n_frames, set(), n_flash, rng, gap=2 if n_frames >= 8 else 1)
-        for t in keys:
-            frames[t].append(obj(target))
-        options = _options(COUNTS[n_flash - 1], list(COUNTS), answer_pos, rng)
-    else:
-        keys = _free_frames(n_frames, set(), 1, rng)
-        o = obj(target)
-        frames[keys[0]].append(o)
-        if qtype == "Interaction":
-            options = _options(QUADRANTS[o.quadrant], list(QUADRANTS), answer_pos, rng)
-        elif qtype == "Prediction":
-            options = _options(SHAPES[o.shape], list(SHAPES), answer_pos, rng)
-        else:  # Feasibility: a partner object shares the key frame; wrong options appear elsewhere
-            partner = others.pop()
-            frames[keys[0]].append(obj(partner, avoid=o.quadrant))
-            options = [others[i] for i in range(3)]
-            options.insert(answer_pos, partner)
-    # Distractors: other colours, alone, at other times. For Feasibility they are exactly the wrong
-    # options, so every option colour is in the clip and only co-occurrence decides.
-    free = n_frames - len(keys)
-    n_distract = min(distractors, free)
     if qtype == "Feasibility":
-        distract_colours = [c for c in options if c != options[answer_pos]][:n_distract]
+        target = TARGETS[rng.integers(len(TARGETS))]
+        options = list(PARTNERS)
+        keys = _free_frames(n_frames, set(), 1, rng)
+        q1, q2 = rng.choice(4, size=2, replace=False).tolist()
+        frames[keys[0]] += [Obj(target, q1, shape()), Obj(PARTNERS[answer_pos], q2, shape())]
+        # every other option colour is in the clip too, alone: only co-occurrence decides
+        distract = [c for c in PARTNERS if c != PARTNERS[answer_pos]]
     else:
-        distract_colours = others[:n_distract]
-    times = _free_frames(n_frames, set(keys), len(distract_colours), rng) if distract_colours else []
-    for t, colour in zip(times, distract_colours, strict=True):
-        frames[t].append(obj(colour))
+        target = list(COLOURS)[rng.integers(len(COLOURS))]
+        others = [c for c in COLOURS if c != target]
+        rng.shuffle(others)
+        distract = others
+        if qtype == "Sequence":
+            keys = _free_frames(n_frames, set(), 2, rng)
+            later = int(rng.choice([q for q in range(4) if q != answer_pos]))
+            frames[keys[0]].append(Obj(target, answer_pos, shape()))
+            frames[keys[1]].append(Obj(target, later, shape()))
+            options = list(QUADRANTS)
+        else:
+            keys = _free_frames(n_frames, set(), 1, rng)
+            if qtype == "Interaction":
+                frames[keys[0]].append(Obj(target, answer_pos, shape()))
+                options = list(QUADRANTS)
+            else:  # Prediction
+                frames[keys[0]].append(Obj(target, int(rng.integers(4)), answer_pos))
+                options = list(SHAPES)
+    n_distract = min(distractors, n_frames - len(keys), len(distract))
+    times = _free_frames(n_frames, set(keys), n_distract, rng)
+    order = rng.permutation(len(distract))[:n_distract]
+    for t, j in zip(times, order, strict=True):
+        frames[t].append(Obj(distract[j], int(rng.integers(4)), shape()))
     question = QUESTION[qtype].format(c=target)
-    return Clip(frames, qtype, question, options, answer_pos, keys)
+    return Clip(frames, qtype, question, options, answer_pos, keys, target)
 
 
 def uniform_eval_indices(n_frames: int, count: int) -> list[int]:
@@ -206,16 +197,40 @@ def split_stats(items: list[dict[str, Any]], n_frames: int = FRAMES, select: int
     reachable = [segment_reachable(it["keyframes"], n_frames, select) for it in items]
     answers = np.bincount([it["answer"] for it in items], minlength=4)
     types = {t: sum(it["type"] == t for it in items) for t in TYPES}
-    nkeys = np.bincount([len(it["keyframes"]) for it in items], minlength=4)
+    nkeys = np.bincount([len(it["keyframes"]) for it in items], minlength=3)
     return {
         "questions": len(items),
         "uniform4_keyframe_coverage": float(np.mean(coverage)),
         "segment_reachable_fraction": float(np.mean(reachable)),
         "answer_position_fraction": {"ABCD"[i]: float(answers[i] / len(items)) for i in range(4)},
         "type_counts": types,
-        "keyframes_per_question": {str(k): int(nkeys[k]) for k in range(1, 4)},
+        "keyframes_per_question": {str(k): int(nkeys[k]) for k in range(1, len(nkeys)) if nkeys[k]},
         "uniform4_indices": uniform,
     }
+
+
+def frame_labels(clip: Clip) -> dict[str, np.ndarray]:
+    """Per-frame supervision for backbone pretraining, from the generator's object lists.
+
+    grounding (about the object the question names): quadrant+1 (0 = absent), shape (4 = absent),
+    colour+1 of an object beside it (0 = none); description: colour+1 and shape of every quadrant.
+    """
+    colours = list(COLOURS)
+    t = len(clip.frames)
+    out = {
+        "quadrant": np.zeros(t, np.int64), "shape": np.full(t, len(SHAPES), np.int64), "partner": np.zeros(t, np.int64),
+        "quad_colour": np.zeros((t, 4), np.int64), "quad_shape": np.full((t, 4), len(SHAPES), np.int64),
+    }
+    for i, objs in enumerate(clip.frames):
+        for o in objs:
+            out["quad_colour"][i, o.quadrant] = colours.index(o.colour) + 1
+            out["quad_shape"][i, o.quadrant] = o.shape
+            if o.colour == clip.target:
+                out["quadrant"][i], out["shape"][i] = o.quadrant + 1, o.shape
+                beside = [x for x in objs if x.colour != clip.target]
+                if beside:
+                    out["partner"][i] = colours.index(beside[0].colour) + 1
+    return out
 
 
 # Image-set pretraining data for the embedded backbone: the same renderer and question kinds over
@@ -225,8 +240,8 @@ def pretraining_batch(
 ) -> tuple[list[np.ndarray], list[Clip]]:
     frames, clips = [], []
     for _ in range(batch):
-        n = int(rng.integers(1, max_frames + 1))
         qtype = TYPES[int(rng.integers(4))]
+        n = int(rng.integers(2 if qtype == "Sequence" else 1, max_frames + 1))
         clip = make_clip(qtype, int(rng.integers(4)), n, distractors=int(rng.integers(0, n)), rng=rng)
         clips.append(clip)
         frames.append(render_clip(clip, size, rng))

@@ -31,6 +31,7 @@ from transformers import (
     PreTrainedModel,
     T5ForConditionalGeneration,
 )
+from transformers.models.instructblip.modeling_instructblip import InstructBlipVisionEmbeddings
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -60,7 +61,7 @@ class ViLAConfig(PretrainedConfig):
         lora: dict[str, Any] | None = None,
         answer_prefix_ids: list[int] | None = None,
         letter_ids: list[int] | None = None,
-        initializer_range: float = 0.02,
+        initializer_range: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -208,6 +209,12 @@ class ViLAModel(PreTrainedModel):
             q = bb.num_query_tokens
             self.token_mapper = TokenAxisMapper(config.frames * q, config.sampled_frames * q, tdim)
         self.post_init()
+        # transformers 5 leaves some sub-model parameters (e.g. the ViT's patch embedding) to a deferred
+        # initialisation that a composed model does not trigger; initialise everything but the T5
+        # (which initialises itself) explicitly. from_pretrained overwrites all of it.
+        for name, module in self.named_modules():
+            if not name.startswith("language_model"):
+                self._init_weights(module)
         if config.lora:
             self.add_lora(config.lora)
         self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -215,10 +222,16 @@ class ViLAModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
             nn.init.normal_(module.weight, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, InstructBlipVisionEmbeddings):
+            # Unit-scale position embeddings: a ViT trained from scratch needs position signal as strong
+            # as content, or the Q-Former's cross-attention cannot tell where an object is (measured:
+            # at std 0.02 a quadrant probe on the query outputs stays at chance). Real weights overwrite it.
+            nn.init.normal_(module.position_embedding, std=1.0)
+            nn.init.trunc_normal_(module.class_embedding, std=std)
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
@@ -274,29 +287,43 @@ class ViLAModel(PreTrainedModel):
     ) -> torch.Tensor:
         """ViT tokens [B, F, N, Dv] -> projected LLM-input tokens [B, F*Q, Dt] (Q-Former once per frame)."""
         branch = branch or self
+        queries = self.qformer_queries(vit_tokens, qformer_ids, qformer_mask, branch)
+        return branch.language_projection(queries).flatten(1, 2)
+
+    def qformer_queries(
+        self,
+        vit_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor,
+        branch: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """ViT tokens [B, F, N, Dv] -> Q-Former query outputs [B, F, Q, Dq]."""
+        branch = branch or self
         qformer = self.qformer if self.config.released_teacher_qformer else branch.qformer
         b, f, n, d = vit_tokens.shape
         image = vit_tokens.reshape(b * f, n, d)
         ids = qformer_ids.repeat_interleave(f, dim=0)
-        text_mask = qformer_mask.repeat_interleave(f, dim=0)
         queries = branch.query_tokens.expand(b * f, -1, -1)
-        mask = torch.cat([torch.ones(queries.shape[:2], dtype=text_mask.dtype, device=text_mask.device), text_mask], 1)
+        mask = None  # None = attend to everything (lets FLOP counting run on the meta device)
+        if qformer_mask is not None:
+            text_mask = qformer_mask.repeat_interleave(f, dim=0)
+            ones = torch.ones(queries.shape[:2], dtype=text_mask.dtype, device=text_mask.device)
+            mask = torch.cat([ones, text_mask], 1)
         out = qformer(
-            input_ids=ids,
-            attention_mask=mask,
-            query_embeds=queries,
-            encoder_hidden_states=image,
-            encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long, device=image.device),
+            input_ids=ids, attention_mask=mask, query_embeds=queries, encoder_hidden_states=image
         ).last_hidden_state[:, : queries.shape[1]]
-        return branch.language_projection(out).reshape(b, f * queries.shape[1], -1)
+        return out.view(b, f, queries.shape[1], -1)
 
     def answer_logits(
-        self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Visual tokens [B, V, Dt] + prompt -> vocabulary logits at the answer-letter position [B, vocab]."""
         lm = self.language_model
         embeds = torch.cat([visual, lm.get_input_embeddings()(input_ids)], dim=1)
-        mask = torch.cat([torch.ones(visual.shape[:2], dtype=attention_mask.dtype, device=visual.device), attention_mask], 1)
+        mask = None
+        if attention_mask is not None:
+            ones = torch.ones(visual.shape[:2], dtype=attention_mask.dtype, device=visual.device)
+            mask = torch.cat([ones, attention_mask], 1)
         start = self.config.backbone_config.text_config.decoder_start_token_id
         prefix = [start, *self.config.answer_prefix_ids]
         decoder_ids = torch.tensor(prefix, device=visual.device).expand(visual.shape[0], -1)

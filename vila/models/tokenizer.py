@@ -13,24 +13,23 @@ from transformers import PreTrainedTokenizerFast
 
 SPECIAL = ["<pad>", "</s>", "<unk>"]
 LETTERS = "ABCDE"
-PROMPT_WORDS = (
-    "question : option considering the information presented in frame , select correct answer from options . "
-    "upon observing provided frames what is most probable subsequent event ?"
-).split()
 
 
 def synthqa_vocabulary() -> list[str]:
-    from vila.data import synthqa
+    from tokenizers.pre_tokenizers import Whitespace
 
-    words: list[str] = list(PROMPT_WORDS) + list(LETTERS.lower())
-    for text in list(synthqa.QUESTION.values()) + list(synthqa.QUADRANTS) + list(synthqa.SHAPES):
-        words += text.split()
-    words += list(synthqa.COUNTS) + list(synthqa.COLOURS)
+    from vila.data import prompts, synthqa
+
+    texts = [prompts.MC_SUFFIX, prompts.VLEP_QUESTION, "Question: Option", *(q.format(c="red") for q in synthqa.QUESTION.values()),
+             *synthqa.QUADRANTS, *synthqa.SHAPES]
+    words: list[str] = list(LETTERS.lower())
+    for text in texts:  # split exactly as the tokenizer will
+        words += [w for w, _ in Whitespace().pre_tokenize_str(text.lower())]
+    words += list(synthqa.COLOURS)
     words += ["object", "objects", "is", "are", "there", "in", "a", "an", "and"]
     seen: dict[str, None] = {}
     for w in words:
-        if w not in ("{c}",):
-            seen.setdefault(w.lower(), None)
+        seen.setdefault(w, None)
     return SPECIAL + sorted(seen)
 
 

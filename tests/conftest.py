@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny params, and throwaway project directories that run the real DAG."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def repo_params() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def smoke_params() -> dict[str, Any]:
+    """The smoke profile: tiny data, one optimisation step per training stage."""
+    p = copy.deepcopy(repo_params())
+    p["data"]["synthqa"]["questions"] = {"train": 12, "val": 8, "test": 8}
+    p["backbone"].update(steps=2, batch_size=4, warmup_steps=1)
+    p["train"]["teacher"].update(frames=[4, 32], epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
+    p["train"]["student"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
+    p["evaluate"].update(batch_size=8, chosen_sample=4)
+    p["speed"].update(batch_sizes=[1, 2], repeats=20, warmup=1)
+    p["report"]["selection_examples"] = 2
+    return p
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.update(DVC_NO_ANALYTICS="1", DVC_NO_UPDATER="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    return out
+
+
+def make_project(path: Path, params: dict[str, Any], dvc: bool = False) -> Path:
+    """A project directory with the repo's workflow, notebooks and dvc.yaml, and the given params."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "workflow", path / "workflow")
+    shutil.copytree(ROOT / "notebooks", path / "notebooks")
+    shutil.copytree(ROOT / "vila", path / "vila", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("paper-figures.yaml", "dvc.yaml"):
+        shutil.copy(ROOT / name, path / name)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (path / "data").mkdir(exist_ok=True)
+    if dvc:
+        run(["git", "init", "-q"], path)
+        run(["git", "config", "user.email", "ci@example.com"], path)
+        run(["git", "config", "user.name", "ci"], path)
+        run(["dvc", "init", "-q"], path)
+        run(["dvc", "config", "core.analytics", "false"], path)
+        run(["dvc", "add", "-q", "data"], path)
+        run(["git", "add", "-A"], path)
+        run(["git", "commit", "-qm", "init"], path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_dag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole DAG run once by Snakemake on the smoke profile."""
+    project = make_project(tmp_path_factory.mktemp("smoke"), smoke_params())
+    run(["snakemake", "--cores", "2", "--resources", "gpu=1", "all"], project)
+    return project

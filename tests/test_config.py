@@ -1,0 +1,74 @@
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import make_project, repo_params, run
+from vila.config import ParamsError, load_params, validate
+
+
+def test_repo_params_are_valid():
+    load_params("params.yaml")
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda p: p.update(bogus_param_xyz=3), "bogus_param_xyz"),
+        (lambda p: p["train"]["student"].update(lrr=1), "train.student.lrr"),
+        (lambda p: p["variants"]["vila_4f"].update(foo=1), "variants.vila_4f.foo"),
+        (lambda p: p["train"]["teacher"].update(lr="fast"), "train.teacher.lr"),
+        (lambda p: p["train"]["student"].update(epochs=0), "train.student.epochs"),
+        (lambda p: p["data"].update(on_bad_video="ignore"), "data.on_bad_video"),
+        (lambda p: p["train"]["student"].update(select=5), "cannot be split into 5 equal segments"),
+        (lambda p: p["train"]["student"].update(select=64), "exceed data.frames"),
+        (lambda p: p["train"]["teacher"].update(frames=[4, 6, 32]), "does not divide data.frames"),
+        (lambda p: p["train"]["student"]["tau"].update(end=2.0), "train.student.tau.end"),
+    ],
+)
+def test_bad_params_are_rejected_with_the_key(mutate, expected):
+    params = copy.deepcopy(repo_params())
+    mutate(params)
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert expected in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_unknown_key_fails_snakemake_and_dvc_before_any_stage(tmp_path):
+    params = repo_params()
+    params["bogus_param_xyz"] = 3
+    project = make_project(tmp_path / "p", params, dvc=True)
+    sm = run(["snakemake", "-n", "--cores", "1", "reproduce_table1"], project, check=False)
+    assert sm.returncode != 0
+    assert "bogus_param_xyz" in sm.stdout + sm.stderr
+    dvc = run(["dvc", "repro"], project, check=False)
+    assert dvc.returncode != 0
+    assert "bogus_param_xyz" in dvc.stdout + dvc.stderr
+    assert not (project / "work").exists(), "a stage produced output despite invalid params"
+
+
+def test_wrong_type_fails_snakemake(tmp_path):
+    params = repo_params()
+    params["train"]["student"]["lr"] = "fast"
+    project = make_project(tmp_path / "p", params)
+    sm = run(["snakemake", "-n", "--cores", "1", "reproduce_table1"], project, check=False)
+    assert sm.returncode != 0 and "train.student.lr" in sm.stdout + sm.stderr
+
+
+def test_cli_help_imports_no_heavy_library():
+    """`vila --help` must stay fast: torch, transformers and peft are imported inside commands only."""
+    code = ("import sys, vila.cli; vila.cli.build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = run([sys.executable, "-c", code], cwd=Path("."))
+    assert out.stdout.strip() == "[]"
+
+
+def test_params_file_roundtrip(tmp_path):
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(repo_params()))
+    assert load_params(tmp_path / "p.yaml")["dataset"] == "synthqa"
+    (tmp_path / "bad.yaml").write_text("dataset: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")

@@ -1,0 +1,233 @@
+"""The model pieces: Frame-Prompter, distiller, re_weight, LoRA, checkpoints, real-weight loading, FLOPs."""
+
+import numpy as np
+import pytest
+import torch
+
+from vila.backbone import embedded_backbone
+from vila.models.build import derive, load_model, save_model
+from vila.models.modeling import FramePrompter, ViLAModel
+from vila.train_models import build_student_init, tau_at
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return embedded_backbone(0)
+
+
+def batch(tok, n=3, frames=32, questions=None):
+    questions = questions or [f"where did the {c} object appear ?" for c in ("red", "blue", "green")][:n]
+    q = tok(questions, padding=True, return_tensors="pt")
+    p = tok([f"question : {x} option a : top left option b : top right" for x in questions], padding=True,
+            return_tensors="pt")
+    torch.manual_seed(0)
+    return {"qformer_ids": q.input_ids, "qformer_mask": q.attention_mask, "input_ids": p.input_ids,
+            "attention_mask": p.attention_mask, "num_options": torch.full((n,), 2),
+            "vit_tokens": torch.randn(n, frames, 65, 64), "labels": torch.zeros(n, dtype=torch.long)}
+
+
+def student(base, **kw):
+    return derive(base, frames=4, sampled_frames=32, selector=kw.pop("selector", "segment"), distill=True, **kw)
+
+
+def test_hard_selection_passes_gradient_to_the_gate(backbone):
+    model = student(backbone[0]).train()
+    out = model(**batch(backbone[1]), tau=1.0, distill_weight=0.01)
+    out.loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if n.startswith("prompter.gate")]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_segment_mode_picks_one_frame_per_segment_and_topk_distinct_frames():
+    torch.manual_seed(0)
+    scores = torch.randn(5, 32)
+    seg = FramePrompter(8, 8, 8, 4, "segment", "visual")
+    w, idx = seg.select_frames(scores, tau=0.5, noisy=True)
+    assert torch.equal(idx // 8, torch.arange(4).expand(5, 4))
+    assert torch.allclose(w.sum(-1), torch.ones(5, 4)) and set(w.detach().unique().tolist()) <= {0.0, 1.0}
+    top = FramePrompter(8, 8, 8, 4, "topk", "visual")
+    w, idx = top.select_frames(scores, tau=0.5, noisy=False)
+    assert all(len(set(r.tolist())) == 4 for r in idx)
+    assert torch.equal(idx, scores.topk(4).indices.sort().values)
+    assert torch.allclose(w.detach(), torch.nn.functional.one_hot(idx, 32).float())
+
+
+def test_evaluation_selection_is_deterministic_argmax():
+    scores = torch.randn(2, 32)
+    seg = FramePrompter(8, 8, 8, 4, "segment", "visual")
+    a = seg.select_frames(scores, 0.01, noisy=False)[1]
+    b = seg.select_frames(scores, 0.01, noisy=False)[1]
+    assert torch.equal(a, b) and torch.equal(a, scores.view(2, 4, 8).argmax(-1) + torch.arange(4) * 8)
+
+
+def test_temperature_schedule():
+    assert tau_at(0, 1.0, 0.01, 100) == 1.0
+    assert tau_at(50, 1.0, 0.01, 100) == pytest.approx(0.1)
+    assert tau_at(100, 1.0, 0.01, 100) == pytest.approx(0.01)
+    assert tau_at(500, 1.0, 0.01, 100) == pytest.approx(0.01)
+
+
+def test_teacher_branch_gets_no_gradient(backbone):
+    from vila.models.build import freeze_for_finetuning
+
+    model = student(backbone[0]).train()
+    freeze_for_finetuning(model)
+    out = model(**batch(backbone[1]), tau=1.0, distill_weight=1.0)
+    out.loss.backward()
+    assert out.distill_loss is not None and out.distill_loss > 0
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith("teacher."))
+    assert model.token_mapper.linear.weight.grad is not None
+
+
+def test_distill_loss_is_zero_when_student_matches_teacher(backbone):
+    model = student(backbone[0]).eval()
+    b = batch(backbone[1])
+    with torch.no_grad():
+        target = model.qformer_tokens(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], branch=model.teacher)
+        # a mapper that is exactly "repeat the student tokens 8x" and an identity norm
+        model.token_mapper.linear.weight.zero_()
+        model.token_mapper.linear.bias.zero_()
+        k, q = 4, model.query_tokens.shape[1]
+        for t in range(32 * q):
+            model.token_mapper.linear.weight[t, (t // (8 * q)) * q + t % q] = 1.0
+        model.token_mapper.norm = torch.nn.Identity()
+        student_tokens = target.view(3, 32, q, -1)[:, ::8].reshape(3, k * q, -1)
+        mapped = model.token_mapper(student_tokens)
+    assert torch.allclose(mapped, target.view(3, 4, 8, q, -1)[:, :, :1].expand(-1, -1, 8, -1, -1).reshape_as(target))
+    # the loss term itself: identical inputs give zero
+    assert torch.nn.functional.mse_loss(mapped, mapped.clone()) == 0
+
+
+def test_text_gate_depends_on_the_question_and_visual_gate_does_not(backbone):
+    base, tok = backbone
+    b1 = batch(tok, questions=["where did the red object appear ?"] * 2, n=2)
+    b2 = batch(tok, questions=["where did the blue object appear ?"] * 2, n=2)
+    for gate, should_change in (("text", True), ("visual", False)):
+        model = student(base, gate=gate).eval()
+        with torch.no_grad():
+            text1 = model.question_embedding(b1["qformer_ids"], b1["qformer_mask"]) if gate == "text" else None
+            text2 = model.question_embedding(b2["qformer_ids"], b2["qformer_mask"]) if gate == "text" else None
+            s1 = model.prompter.scores(b1["vit_tokens"], text1)
+            s2 = model.prompter.scores(b1["vit_tokens"], text2)
+        assert (not torch.allclose(s1, s2)) == should_change
+
+
+def test_reweight_copies_every_tensor_and_lists_what_starts_fresh(backbone):
+    base, _ = backbone
+    small = derive(base, frames=4, sampled_frames=32)
+    teacher = derive(base, frames=32, sampled_frames=32)
+    with torch.no_grad():  # make the two sources distinguishable
+        for p in teacher.parameters():
+            p.add_(1.0)
+    s = {"select": 4, "selector": "segment", "gate": "text", "selector_input": "vit"}
+    model, report = build_student_init(small, teacher, s, 32, seed=0)
+    state = model.state_dict()
+    for k, v in small.state_dict().items():
+        assert torch.equal(state[k], v), k
+    for k, v in teacher.state_dict().items():
+        if k.startswith(("qformer.", "language_projection.")) or k == "query_tokens":
+            assert torch.equal(state[f"teacher.{k}"], v), k
+    assert report["fresh"] == ["prompter", "token_mapper"]
+    bad = derive(base, frames=8, sampled_frames=32)
+    with pytest.raises(ValueError, match="expected a 4-frame and a 32-frame model"):
+        build_student_init(bad, teacher, s, 32, seed=0)
+
+
+def test_checkpoints_are_safetensors_and_roundtrip(backbone, tmp_path):
+    base, tok = backbone
+    model = student(base).eval()
+    save_model(model, tok, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").exists() and (tmp_path / "m" / "config.json").exists()
+    assert not list((tmp_path / "m").glob("*.bin")) and not list((tmp_path / "m").glob("*.pt"))
+    loaded, _ = load_model(tmp_path / "m")
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    b = batch(tok)
+    b.pop("labels")
+    with torch.no_grad():
+        assert torch.equal(model(**b).letter_logits, loaded(**b).letter_logits)
+
+
+def test_lora_checkpoints_load_merged_and_unmerged(backbone, tmp_path):
+    base, tok = backbone
+    model = derive(base, frames=4, sampled_frames=32)
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0}
+    model.add_lora(lora)
+    model.config.lora = lora
+    with torch.no_grad():  # LoRA B starts at zero; give it weight so merging changes something
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.1)
+    b = batch(tok)
+    b.pop("labels")
+    model.eval()
+    with torch.no_grad():
+        ref = model(**b).letter_logits
+    save_model(model, tok, tmp_path / "unmerged")
+    unmerged, _ = load_model(tmp_path / "unmerged")
+    model.merge_lora()
+    save_model(model, tok, tmp_path / "merged")
+    merged, _ = load_model(tmp_path / "merged")
+    assert merged.config.lora is None
+    with torch.no_grad():
+        assert torch.allclose(unmerged(**b).letter_logits, ref, atol=1e-5)
+        assert torch.allclose(merged(**b).letter_logits, ref, atol=1e-4)
+
+
+def test_real_instructblip_loading_path(tmp_path):
+    """A tiny random InstructBLIP saved with save_pretrained loads through the real-weights path."""
+    from transformers import InstructBlipForConditionalGeneration
+
+    from vila.backbone import load_instructblip
+    from vila.models.presets import backbone_config
+    from vila.models.tokenizer import build_word_tokenizer, synthqa_vocabulary
+
+    vocab = synthqa_vocabulary()
+    src = InstructBlipForConditionalGeneration(backbone_config("tiny", len(vocab))).eval()
+    src.save_pretrained(tmp_path / "ib")
+    build_word_tokenizer(vocab).save_pretrained(tmp_path / "ib")
+    model, _ = load_instructblip(str(tmp_path / "ib"), "tiny")
+    for name in ("vision_model", "qformer", "language_projection", "language_model"):
+        for k, v in getattr(src, name).state_dict().items():
+            assert torch.equal(getattr(model, name).state_dict()[k], v), f"{name}.{k}"
+    assert torch.equal(model.query_tokens, src.query_tokens)
+    with pytest.raises(FileNotFoundError, match="instructblip-flan-t5-xl"):
+        load_instructblip(str(tmp_path / "nowhere"), "flant5xl")
+
+
+def test_flops_at_full_size_agree_with_the_design_counts():
+    from vila.models.flops import flops_table
+    from vila.models.modeling import ViLAConfig
+    from vila.models.presets import backbone_config
+
+    cfg = ViLAConfig(backbone=backbone_config("flant5xl").to_dict(), frames=4, sampled_frames=32,
+                     answer_prefix_ids=[3], letter_ids=[1, 2, 3, 4, 5])
+    table = flops_table(cfg, {"uniform_32f": {"frames": 32}, "vila_4f": {"frames": 4, "selector": "segment"},
+                              "vila_4f_fast": {"frames": 4, "selector": "segment", "selector_input": "patch_embed"}},
+                        32, 48, 16, device="meta")
+    tf = {k: v["total"] / 1e12 for k, v in table.items()}
+    assert tf["uniform_32f"] == pytest.approx(20.5, rel=0.10)  # design.md: about 20.5 TFLOPs
+    assert tf["vila_4f"] == pytest.approx(17.3, rel=0.10)  # about 17.3 (1.19x)
+    assert tf["uniform_32f"] / tf["vila_4f_fast"] >= 4.0
+    assert table["uniform_32f"]["vit"] / 32 / 1e12 == pytest.approx(0.52, rel=0.10)
+
+
+def test_model_is_composed_from_transformers_instructblip_parts(backbone):
+    from transformers import InstructBlipQFormerModel, InstructBlipVisionModel, T5ForConditionalGeneration
+
+    model: ViLAModel = backbone[0]
+    assert isinstance(model.vision_model, InstructBlipVisionModel)
+    assert isinstance(model.qformer, InstructBlipQFormerModel)
+    assert isinstance(model.language_model, T5ForConditionalGeneration)
+
+
+def test_answer_is_restricted_to_the_options_a_question_has(backbone):
+    base, tok = backbone
+    b = batch(tok)
+    b.pop("labels")
+    b["num_options"] = torch.tensor([2, 3, 4])
+    with torch.no_grad():
+        logits = base(**{**b, "vit_tokens": b["vit_tokens"][:, :1]}).letter_logits
+    for row, n in zip(logits, [2, 3, 4], strict=True):
+        assert torch.isinf(row[n:]).all() and torch.isfinite(row[:n]).all()
+    assert np.all(logits.argmax(-1).numpy() < np.array([2, 3, 4]))

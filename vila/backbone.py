@@ -1,0 +1,215 @@
+"""The `backbone` stage: the image-language model every teacher starts from, and the frozen-ViT
+feature cache.
+
+Embedded profile: the tiny InstructBLIP-shaped model (ViT + Q-Former + T5) is pretrained from
+scratch on image-set instruction data drawn from the benchmark's renderer (1-4 frames with a
+question), the stand-in for InstructBLIP's image-language pretraining. Real profile: the
+InstructBLIP weights are loaded from the local directory in `model.weights`.
+
+Then the frozen ViT encodes every cached frame once; training never runs the ViT again. The cache
+records the hash of the backbone it came from, and readers check it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.io import atomic_dir, read_json, sha256_file, write_json
+from vila.models.build import save_model
+from vila.models.modeling import ViLAConfig, ViLAModel
+from vila.paths import Paths
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+HOW_TO_GET_WEIGHTS = (
+    "download 'Salesforce/instructblip-flan-t5-xl' on a machine with network access "
+    "(e.g. `huggingface-cli download Salesforce/instructblip-flan-t5-xl --local-dir DIR`), copy DIR here and set "
+    "model.weights: DIR in params.yaml"
+)
+
+
+def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
+    from vila.models.presets import backbone_config
+    from vila.models.tokenizer import answer_token_ids, build_word_tokenizer, synthqa_vocabulary
+
+    vocab = synthqa_vocabulary()
+    tokenizer = build_word_tokenizer(vocab)
+    prefix, letters = answer_token_ids(tokenizer)
+    torch.manual_seed(seed)
+    config = ViLAConfig(backbone=backbone_config("tiny", len(vocab)).to_dict(), frames=1, sampled_frames=1,
+                        answer_prefix_ids=prefix, letter_ids=letters)
+    return ViLAModel(config), tokenizer
+
+
+def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]:
+    """InstructBLIP weights from a local directory (save_pretrained layout), as a ViLAModel."""
+    from transformers import AutoTokenizer, InstructBlipForConditionalGeneration
+
+    from vila.models.tokenizer import answer_token_ids
+
+    path = Path(weights) if weights else None
+    if path is None or not (path / "config.json").exists():
+        raise FileNotFoundError(f"model.weights: {weights!r} is not a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}")
+    src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    prefix, letters = answer_token_ids(tokenizer)
+    config = ViLAConfig(backbone=src.config.to_dict(), frames=1, sampled_frames=1,
+                        answer_prefix_ids=prefix, letter_ids=letters)
+    model = ViLAModel(config)
+    for name in ("vision_model", "qformer", "language_projection", "language_model"):
+        getattr(model, name).load_state_dict(getattr(src, name).state_dict())
+    model.query_tokens.data.copy_(src.query_tokens.data)
+    if (path / "qformer_tokenizer").exists():
+        log.info("note: the checkpoint's Q-Former tokenizer is in %s/qformer_tokenizer", path)
+    return model, tokenizer
+
+
+class GroundingHeads(torch.nn.Module):
+    """Pretraining-only heads on the Q-Former's query outputs (discarded afterwards).
+
+    BLIP-2 first trains the Q-Former's representation with losses that do not pass through the LLM.
+    Here the first query must ground the object the instruction names (its quadrant, shape, and the
+    colour beside it) and all queries together describe every quadrant. Measured on this benchmark:
+    with the LM loss alone, the from-scratch model stays at chance for 400+ steps, because the T5
+    learns the answer-letter prior and the image pathway never becomes informative.
+    """
+
+    def __init__(self, width: int, queries: int, colours: int, shapes: int) -> None:
+        super().__init__()
+        self.quadrant = torch.nn.Linear(width, 5)
+        self.shape = torch.nn.Linear(width, shapes + 1)
+        self.partner = torch.nn.Linear(width, colours + 1)
+        self.quad_colour = torch.nn.Linear(width * queries, 4 * (colours + 1))
+        self.quad_shape = torch.nn.Linear(width * queries, 4 * (shapes + 1))
+
+    def loss(self, queries: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """queries [N, Q, D] (one row per frame), labels per frame."""
+        ce = torch.nn.functional.cross_entropy
+        first, flat = queries[:, 0], queries.flatten(1)
+        n = queries.shape[0]
+        return (
+            ce(self.quadrant(first), labels["quadrant"])
+            + ce(self.shape(first), labels["shape"])
+            + ce(self.partner(first), labels["partner"])
+            + ce(self.quad_colour(flat).view(n * 4, -1), labels["quad_colour"].reshape(-1))
+            + ce(self.quad_shape(flat).view(n * 4, -1), labels["quad_shape"].reshape(-1))
+        )
+
+
+def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5):
+    the LM loss on the answer letter plus the Q-Former grounding loss (GroundingHeads)."""
+    from vila.data import synthqa
+    from vila.data.prompts import llm_prompt, qformer_prompt
+    from vila.training import lr_factor
+
+    cfg, size = params["backbone"], params["data"]["synthqa"]["size"]
+    rng = np.random.default_rng([params["seed"], 11])
+    bb = model.config.backbone_config
+    heads = GroundingHeads(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
+    params_all = [*model.parameters(), *heads.parameters()]
+    opt = torch.optim.AdamW(params_all, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg["warmup_steps"], cfg["steps"]))
+    letters = torch.tensor(model.config.letter_ids)
+    model.train()
+    history: list[tuple[float, float, float]] = []
+    bar = tqdm(range(cfg["steps"]), desc="backbone: image-set pretraining", mininterval=2.0)
+    for _ in bar:
+        frames, clips = synthqa.pretraining_batch(cfg["batch_size"], size, rng)
+        items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
+        q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
+        p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
+        labels = torch.tensor([it["answer"] for it in items])
+        opt.zero_grad(set_to_none=True)
+        lm_sum = ground_sum = 0.0
+        n_ok = 0
+        for n in sorted({len(f) for f in frames}):  # equal-length frame sets share a forward
+            sel = [i for i, f in enumerate(frames) if len(f) == n]
+            vit = model.encode_frames(torch.from_numpy(np.stack([frames[i] for i in sel])))
+            queries = model.qformer_queries(vit, q.input_ids[sel], q.attention_mask[sel])  # [B, F, Q, D]
+            visual = model.language_projection(queries).flatten(1, 2)
+            vocab_logits = model.answer_logits(visual, p.input_ids[sel], p.attention_mask[sel])
+            lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[labels[sel]])
+            frame_labels = [synthqa.frame_labels(clips[i]) for i in sel]
+            stacked = {k: torch.from_numpy(np.concatenate([fl[k] for fl in frame_labels])) for k in frame_labels[0]}
+            ground_loss = heads.loss(queries.flatten(0, 1), stacked)
+            ((lm_loss + ground_loss) * len(sel) / len(items)).backward()
+            lm_sum += float(lm_loss) * len(sel)
+            ground_sum += float(ground_loss) * len(sel)
+            n_ok += int((vocab_logits[:, letters[:4]].argmax(-1) == labels[sel]).sum())
+        torch.nn.utils.clip_grad_norm_(params_all, 1.0)
+        opt.step()
+        sched.step()
+        history.append((lm_sum / len(items), ground_sum / len(items), n_ok / len(items)))
+        recent = np.mean(history[-20:], axis=0)
+        bar.set_postfix(lm=f"{recent[0]:.3f}", ground=f"{recent[1]:.3f}", acc=f"{recent[2]:.3f}", refresh=False)
+    model.eval()
+    tail = np.mean(history[-max(1, cfg["steps"] // 10) :], axis=0)
+    return {"final_lm_loss": float(tail[0]), "final_grounding_loss": float(tail[1]),
+            "final_train_accuracy": float(tail[2]), "steps": cfg["steps"]}
+
+
+@torch.no_grad()
+def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: str, batch: int = 16) -> None:
+    for split in SPLITS:
+        src = paths.frames_dir / f"{split}.npy"
+        if not src.exists():
+            continue
+        frames = np.load(src, mmap_mode="r")
+        n, t = frames.shape[:2]
+        vc = model.config.backbone_config.vision_config
+        tokens = (vc.image_size // vc.patch_size) ** 2 + 1
+        cache = np.lib.format.open_memmap(out / f"{split}.npy", mode="w+", dtype=np.float16,
+                                          shape=(n, t, tokens, vc.hidden_size))
+        for i in tqdm(range(0, n, batch), desc=f"backbone: ViT features {split}", mininterval=2.0):
+            clip = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch]))
+            cache[i : i + batch] = model.encode_frames(clip).to(torch.float16).numpy()
+        cache.flush()
+        del cache
+    write_json(out / "meta.json", {"backbone_sha256": backbone_hash, "dtype": "float16"})
+
+
+def backbone_hash(model_dir: Path) -> str:
+    return sha256_file(model_dir / "model.safetensors")
+
+
+def check_features(paths: Paths, model_dir: Path) -> None:
+    """Refuse a feature cache made by another backbone than the one about to be trained on."""
+    meta = read_json(paths.features_dir / "meta.json")
+    want = backbone_hash(model_dir)
+    if meta["backbone_sha256"] != want:
+        raise ValueError(f"{paths.features_dir}: features were computed by backbone {meta['backbone_sha256'][:12]}, "
+                         f"but {model_dir} is {want[:12]}; rerun the backbone stage")
+
+
+def run(params: dict[str, Any]) -> None:
+    paths = Paths.from_params(params)
+    started = time.perf_counter()
+    if params["model"]["weights"]:
+        model, tokenizer = load_instructblip(params["model"]["weights"], params["model"]["preset"])
+        metrics: dict[str, Any] = {"source": str(params["model"]["weights"])}
+    elif params["dataset"] != "synthqa" or params["model"]["preset"] != "tiny":
+        raise FileNotFoundError(
+            f"model.weights is null: the embedded backbone exists only for dataset synthqa with preset tiny; "
+            f"for {params['dataset']}/{params['model']['preset']}: {HOW_TO_GET_WEIGHTS}")
+    else:
+        model, tokenizer = embedded_backbone(params["seed"])
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("backbone: tiny InstructBLIP, %.2fM parameters", n_params / 1e6)
+        metrics = {"source": "embedded pretraining", "parameters": n_params, **pretrain_embedded(model, tokenizer, params)}
+    model_dir = paths.model("backbone")
+    with atomic_dir(model_dir) as tmp:
+        save_model(model, tokenizer, tmp)
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(tmp / "metrics.json", metrics)
+    digest = backbone_hash(model_dir)
+    with atomic_dir(paths.features_dir) as tmp:
+        extract_features(model, paths, tmp, digest)
+    log.info("backbone: done in %.1f s (%s)", time.perf_counter() - started, metrics)

@@ -1,0 +1,137 @@
+"""`vila`: one subcommand per pipeline stage, plus dataset conversion and scoring.
+
+Heavy libraries (torch, transformers, peft) are imported inside the commands that need them, so
+`vila --help` and Snakemake/DVC dry runs stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+STAGES = {
+    "download": ("vila.data.download", "generate synthqa, or verify and convert a real dataset under data/"),
+    "preprocess": ("vila.data.preprocess", "decode every clip once into the frame cache"),
+    "backbone": ("vila.backbone", "pretrain (embedded) or load (real) the backbone; cache frozen-ViT features"),
+    "reweight": ("vila.train_models:run_reweight", "student init = 4-frame model + 32-frame teacher branch"),
+    "speed": ("vila.speed", "latency, breakdown, FLOPs and memory of every variant, in one process"),
+    "report": ("vila.report", "execute the notebooks with papermill and render reports/*.html"),
+}
+
+
+def _call(target: str, *args: Any) -> Any:
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func or "run")(*args)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    from vila.config import load_params
+
+    return load_params(args.params)
+
+
+def _setup(params: dict[str, Any]) -> None:
+    import torch
+
+    torch.manual_seed(params["seed"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        params = _params(args)
+        _setup(params)
+        _call(STAGES[name][0], params)
+
+    return run
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    params = _params(args)
+    _setup(params)
+    if args.kind == "teacher":
+        if args.frames is None:
+            raise SystemExit("vila train teacher: --frames N is required")
+        _call("vila.train_models:run_teacher", params, args.frames)
+    else:
+        if args.variant is None:
+            raise SystemExit("vila train student: --variant NAME is required")
+        _call("vila.train_models:run_student", params, args.variant)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    params = _params(args)
+    _setup(params)
+    _call("vila.evaluation:run", params, args.variant)
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    _call("vila.data.convert:convert_cli", args.dataset, args.src, args.out)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    _call("vila.data.metrics:score_cli", args.dataset, args.annotations, args.predictions)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> None:
+    _call("vila.pipeline:write_dvc_yaml", args.params, args.check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vila", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in STAGES.items():
+        sub.add_parser(name, help=help_text).set_defaults(func=cmd_stage(name))
+    p = sub.add_parser("train", help="train a uniform-N teacher or a ViLA student variant")
+    p.add_argument("kind", choices=["teacher", "student"])
+    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N")
+    p.add_argument("--variant", help="student: a key of `variants` in params.yaml")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="accuracy per type, key-frame recall, chosen frames of one variant")
+    p.add_argument("--variant", required=True, help="uniform_<N>f or a student variant")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("convert", help="official annotation files -> unified JSON lists, one per split")
+    p.add_argument("dataset", choices=["star", "nextqa", "how2qa", "tvqa", "vlep"])
+    p.add_argument("--src", required=True, help="folder with the official files under their official names")
+    p.add_argument("--out", required=True, help="output folder for {train,val,test}.json")
+    p.set_defaults(func=cmd_convert)
+    p = sub.add_parser("score", help="accuracy overall and per category of a predictions file")
+    p.add_argument("dataset", choices=["synthqa", "star", "nextqa", "how2qa", "tvqa", "vlep"])
+    p.add_argument("--annotations", required=True, help="unified-format JSON list")
+    p.add_argument("--predictions", required=True, help="JSON object qid -> predicted option index")
+    p.set_defaults(func=cmd_score)
+    p = sub.add_parser("pipeline", help="write dvc.yaml from the stage list (vila/pipeline.py)")
+    p.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the stage list")
+    p.set_defaults(func=cmd_pipeline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    started = time.perf_counter()
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        from vila.config import ParamsError
+
+        label = "params" if isinstance(e, ParamsError) else type(e).__name__
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"vila {args.command}: error ({label}): {msg}", file=sys.stderr)
+        return 2
+    logging.getLogger("vila").info("vila %s finished in %.1f s", args.command, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

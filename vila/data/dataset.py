@@ -1,0 +1,90 @@
+"""Questions joined with the decode and feature caches, and batching for the models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vila.data.prompts import llm_prompt, qformer_prompt
+from vila.io import read_json
+from vila.paths import Paths
+
+
+@dataclass
+class QASplit:
+    """The questions of one split and, per question, the row of its clip in the caches."""
+
+    name: str
+    items: list[dict[str, Any]]
+    rows: np.ndarray
+    frames: np.ndarray | None = None  # uint8 [clips, T, H, W, 3] (memory-mapped)
+    features: np.ndarray | None = None  # float16 [clips, T, N, D] frozen-ViT tokens (memory-mapped)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def load_split(paths: Paths, split: str, frames: bool = False, features: bool = False) -> QASplit:
+    items = read_json(paths.annotations(split))
+    index = read_json(paths.frames_dir / f"{split}.index.json")
+    skipped = set(read_json(paths.frames_dir / "skipped.json").get(split, {}))
+    items = [it for it in items if it["video"] not in skipped]  # counted and listed by preprocess
+    missing = sorted({it["video"] for it in items if it["video"] not in index})
+    if missing:
+        raise KeyError(f"{paths.frames_dir / f'{split}.index.json'}: no decoded frames for videos {missing[:5]}")
+    rows = np.array([index[it["video"]] for it in items], dtype=np.int64)
+    qa = QASplit(split, items, rows)
+    if frames:
+        qa.frames = np.load(paths.frames_dir / f"{split}.npy", mmap_mode="r")
+    if features:
+        qa.features = np.load(paths.features_dir / f"{split}.npy", mmap_mode="r")
+    return qa
+
+
+def uniform_indices(total: int, count: int, rng: np.random.Generator | None, batch: int) -> np.ndarray:
+    """[batch, count] frame indices: one per equal interval; random within it (training) or the middle."""
+    width = total / count
+    starts = np.arange(count) * width
+    if rng is None:
+        idx = np.floor(starts + width / 2).astype(np.int64)
+        return np.broadcast_to(idx, (batch, count)).copy()
+    return np.floor(starts[None] + rng.random((batch, count)) * width).astype(np.int64)
+
+
+class Batcher:
+    """Tokenises every question once and cuts batches (with the frames each model reads)."""
+
+    def __init__(self, tokenizer: Any, qa: QASplit) -> None:
+        self.qa = qa
+        q = tokenizer([qformer_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
+        p = tokenizer([llm_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
+        self.qformer_ids, self.qformer_mask = q.input_ids, q.attention_mask
+        self.input_ids, self.attention_mask = p.input_ids, p.attention_mask
+        self.labels = torch.tensor([it["answer"] for it in qa.items])
+        self.num_options = torch.tensor([it["num_option"] for it in qa.items])
+
+    def batch(self, idx: np.ndarray, frame_idx: np.ndarray | None = None, features: bool = True,
+              frames: bool = False) -> dict[str, Any]:
+        """Tensors for questions `idx`; `frame_idx` [B, F] picks frames of the grid (all when None)."""
+        t_idx = torch.as_tensor(idx)
+        qlen = int(self.qformer_mask[t_idx].sum(1).max())
+        plen = int(self.attention_mask[t_idx].sum(1).max())
+        out: dict[str, Any] = {
+            "qformer_ids": self.qformer_ids[t_idx, :qlen],
+            "qformer_mask": self.qformer_mask[t_idx, :qlen],
+            "input_ids": self.input_ids[t_idx, :plen],
+            "attention_mask": self.attention_mask[t_idx, :plen],
+            "num_options": self.num_options[t_idx],
+            "labels": self.labels[t_idx],
+        }
+        rows = self.qa.rows[idx]
+        if features:
+            feats = self.qa.features[rows] if frame_idx is None else self.qa.features[rows[:, None], frame_idx]
+            out["vit_tokens"] = torch.from_numpy(np.ascontiguousarray(feats)).float()
+        if frames:
+            fr = self.qa.frames[rows] if frame_idx is None else self.qa.frames[rows[:, None], frame_idx]
+            out["frames"] = torch.from_numpy(np.ascontiguousarray(fr))
+        return out

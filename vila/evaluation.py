@@ -1,0 +1,88 @@
+"""Prediction and the `evaluate` stage: accuracy per type (vila.data.metrics.score), key-frame
+recall of the frames each variant read, and a sample of the chosen frames, written in the contract
+of results/<dataset>/eval/<variant>.json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.data.metrics import score
+from vila.io import write_json
+from vila.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
+    """(predicted option index [n], frame indices read [n, K]) for every question of the batcher."""
+    model.eval()
+    cfg = model.config
+    total = cfg.sampled_frames
+    uniform = cfg.selector is None
+    frames_needed = cfg.selector is not None and cfg.selector_input == "patch_embed"
+    preds, chosen = [], []
+    n = len(batcher.qa)
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
+        idx = np.arange(start, min(n, start + batch_size))
+        frame_idx = uniform_indices(total, cfg.frames, None, len(idx)) if uniform else None
+        batch = batcher.batch(idx, frame_idx, features=True, frames=frames_needed)
+        batch.pop("labels")
+        out = model(**batch)
+        preds.append(out.letter_logits.argmax(-1).numpy())
+        chosen.append(frame_idx if uniform else out.chosen.numpy())
+    return np.concatenate(preds), np.concatenate(chosen)
+
+
+def accuracy(model: Any, batcher: Batcher, batch_size: int) -> float:
+    preds, _ = predict(model, batcher, batch_size, desc="validate")
+    return float((preds == batcher.labels.numpy()).mean())
+
+
+def selection_summary(items: list[dict[str, Any]], chosen: np.ndarray, sample: int) -> dict[str, Any] | None:
+    if not items or "keyframes" not in items[0]:
+        return None
+    from vila.data.synthqa import keyframe_recall
+
+    recall = [keyframe_recall(it["keyframes"], c.tolist()) for it, c in zip(items, chosen, strict=True)]
+    picked = sorted(range(len(items)), key=lambda i: items[i]["qid"])[:sample]
+    return {
+        "keyframe_recall": float(np.mean(recall)),
+        "chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked},
+    }
+
+
+def run(params: dict[str, Any], variant: str) -> None:
+    from vila.models.build import load_model
+
+    paths = Paths.from_params(params)
+    split = params["evaluate"]["split"]
+    model, tokenizer = load_model(paths.model(variant))
+    frames_needed = model.config.selector is not None and model.config.selector_input == "patch_embed"
+    qa = load_split(paths, split, frames=frames_needed, features=True)
+    preds, chosen = predict(model, Batcher(tokenizer, qa), params["evaluate"]["batch_size"], desc=f"evaluate {variant}")
+    predictions = {it["qid"]: int(p) for it, p in zip(qa.items, preds, strict=True)}
+    result: dict[str, Any] = {
+        "dataset": params["dataset"],
+        "variant": variant,
+        "frames": int(model.config.frames),
+        "sampled_frames": int(model.config.sampled_frames),
+        "split": split,
+        "n": len(qa),
+        "accuracy": score(params["dataset"], qa.items, predictions),
+        "checkpoint": str(paths.model(variant)),
+    }
+    selection = selection_summary(qa.items, chosen, params["evaluate"]["chosen_sample"])
+    if selection:
+        result["selection"] = selection
+    write_json(paths.eval_json(variant), result)
+    acc = result["accuracy"]
+    log.info("evaluate %s on %s/%s: overall %.4f mean %.4f%s", variant, params["dataset"], split, acc["overall"],
+             acc.get("mean", acc["overall"]),
+             f", key-frame recall {selection['keyframe_recall']:.3f}" if selection else "")

@@ -1,0 +1,342 @@
+"""The `report` stage: papermill executes one parameterised notebook per report and nbconvert
+renders it to self-contained HTML (input cells hidden, images embedded, no external scripts).
+
+The notebooks stay thin: the tables and figures are built by the functions below, which read only
+the results contracts (results/<dataset>/eval/*.json, speed.json), the DVCLive logs and the decode
+cache. A missing variant or figure shows as "n/a", never as a guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import logging
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from vila.io import atomic_file, sha256_file, stable_hash
+from vila.paths import Paths
+
+log = logging.getLogger(__name__)
+REPORTS = ("table1", "table2", "speed", "training")
+NA = "n/a"
+STAR_COLUMNS = {"Interaction": "Int", "Sequence": "Seq", "Prediction": "Pre", "Feasibility": "Fea"}
+NEXTQA_COLUMNS = {"Temporal": "Tem", "Causal": "Cau", "Descriptive": "Des"}
+PAPER_KEY = {"synthqa": "STAR", "star": "STAR", "nextqa": "NExT-QA", "how2qa": "How2QA", "tvqa": "TVQA", "vlep": "VLEP"}
+
+
+# ---- loading ----
+def load_eval(results: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted((results / "eval").glob("*.json")):
+        out[path.stem] = json.loads(path.read_text())
+    return out
+
+
+def load_speed(results: Path) -> dict[str, Any] | None:
+    path = results / "speed.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(x: Any, digits: int = 1, scale: float = 100.0) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return NA
+    return f"{x * scale:.{digits}f}"
+
+
+def variant_order(params: dict[str, Any]) -> list[str]:
+    return [f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
+
+
+# ---- tables ----
+def table1(params: dict[str, Any], evals: dict[str, Any], speed: dict[str, Any] | None,
+           paper: dict[str, Any]) -> pd.DataFrame:
+    dataset = params["dataset"]
+    cols = NEXTQA_COLUMNS if dataset == "nextqa" else STAR_COLUMNS if dataset in ("star", "synthqa") else {}
+    key = PAPER_KEY[dataset]
+    rows = []
+    for who, label in (("sevila", "SeViLA (paper)"), ("vila", "ViLA (paper)")):
+        ref = paper.get(who, {}).get(key, {})
+        sources = ref.get("source", {}) if isinstance(ref.get("source"), dict) else {}
+        row = {"model": label, "frames": ref.get("frames", NA), "source": "paper"}
+        for short in cols.values():
+            v = ref.get(short)
+            row[short] = NA if v is None else f"{v:.1f}" + (" (derived)" if sources.get(short) == "derived" else "")
+        avg = ref.get("Avg", ref.get("Acc"))
+        row["Avg"] = NA if avg is None else f"{avg:.1f}"
+        row["overall"] = NA
+        row["keyframe recall"] = NA
+        row["speed-up (measured)"] = NA
+        rows.append(row)
+    ref_name = f"uniform_{params['data']['frames']}f"
+    for name in variant_order(params):
+        ev = evals.get(name)
+        acc = ev["accuracy"] if ev else {}
+        row = {"model": name, "frames": ev["frames"] if ev else NA, "source": f"measured ({dataset})"}
+        for full, short in cols.items():
+            row[short] = fmt(acc.get(full))
+        row["Avg"] = fmt(acc.get("mean", acc.get("overall")))
+        row["overall"] = fmt(acc.get("overall"))
+        row["keyframe recall"] = fmt(ev.get("selection", {}).get("keyframe_recall"), 3, 1.0) if ev else NA
+        su = (speed or {}).get("speedup", {}).get(f"{name}_vs_{ref_name}")
+        row["speed-up (measured)"] = "1.00x" if name == ref_name and speed else (f"{su:.2f}x" if su else NA)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def table2(params: dict[str, Any], evals: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name in variant_order(params):
+        ev = evals.get(name)
+        rows.append({
+            "model": name,
+            "frames read": ev["frames"] if ev else NA,
+            "frames sampled": ev.get("sampled_frames", NA) if ev else NA,
+            "accuracy (mean of types)": fmt(ev["accuracy"].get("mean", ev["accuracy"]["overall"])) if ev else NA,
+            "accuracy (overall)": fmt(ev["accuracy"]["overall"]) if ev else NA,
+            "keyframe recall": fmt(ev.get("selection", {}).get("keyframe_recall"), 3, 1.0) if ev else NA,
+        })
+    return pd.DataFrame(rows).set_index("model")
+
+
+def speed_table(speed: dict[str, Any] | None, names: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"model": name}
+        lat = (speed or {}).get("latency_ms", {}).get(name, {})
+        for bs in (speed or {}).get("batch_sizes", []):
+            v = lat.get(str(bs))
+            row[f"batch {bs} median ms"] = f"{v['median']:.1f}" if v else NA
+            row[f"batch {bs} p90 ms"] = f"{v['p90']:.1f}" if v else NA
+        for preset in ("tiny", "flant5xl"):
+            f = (speed or {}).get("flops", {}).get(preset, {}).get(name)
+            row[f"{preset} GFLOPs/question"] = f"{f / 1e9:.3g}" if f else NA
+        mem = (speed or {}).get("peak_memory_mb", {}).get(name)
+        row["peak memory MB"] = f"{mem:.0f}" if mem is not None else NA
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def flop_shares(speed: dict[str, Any] | None, name: str) -> pd.DataFrame:
+    rows = []
+    for preset in ("tiny", "flant5xl"):
+        parts = (speed or {}).get("flops_breakdown", {}).get(preset, {}).get(name)
+        if not parts:
+            rows.append({"preset": preset, **{k: NA for k in ("vit", "select", "qformer", "llm")}})
+            continue
+        rows.append({"preset": preset, **{k: f"{100 * parts[k] / parts['total']:.1f}%" for k in ("vit", "select", "qformer", "llm")}})
+    return pd.DataFrame(rows).set_index("preset")
+
+
+# ---- figures ----
+def png(fig: Any) -> str:
+    """An <img> with the figure as an embedded base64 PNG."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+
+
+def accuracy_vs_frames_figure(params: dict[str, Any], evals: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    xs, ys = [], []
+    for n in params["train"]["teacher"]["frames"]:
+        ev = evals.get(f"uniform_{n}f")
+        if ev:
+            xs.append(n)
+            ys.append(100 * ev["accuracy"].get("mean", ev["accuracy"]["overall"]))
+    ax.plot(xs, ys, "o-", label="uniform sampling")
+    for name in params["variants"]:
+        ev = evals.get(name)
+        if ev:
+            ax.scatter([ev["frames"]], [100 * ev["accuracy"].get("mean", ev["accuracy"]["overall"])], marker="*", s=120,
+                       label=name, zorder=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("frames read by the answering model")
+    ax.set_ylabel("accuracy (%)")
+    ax.axhline(100 / 4, color="grey", lw=0.8, ls=":", label="chance (4 options)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def breakdown_figure(speed: dict[str, Any] | None, names: list[str]) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    parts = ("vit", "select", "qformer", "llm")
+    bottom = np.zeros(len(names))
+    for part in parts:
+        vals = np.array([(speed or {}).get("breakdown_ms", {}).get(n, {}).get(part, 0.0) for n in names])
+        ax.barh(names, vals, left=bottom, label=part)
+        bottom += vals
+    ax.set_xlabel(f"median ms per batch of {(speed or {}).get('breakdown_batch_size', NA)}")
+    ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    return fig
+
+
+def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths, variant: str = "vila_4f") -> Any:
+    """For a few test questions: the 32-frame strip with key frames, uniform-4 frames and chosen frames marked."""
+    import matplotlib.pyplot as plt
+
+    ev = evals.get(variant)
+    chosen = (ev or {}).get("selection", {}).get("chosen", {})
+    if not chosen:
+        return None
+    items = {it["qid"]: it for it in json.loads(paths.annotations(params["evaluate"]["split"]).read_text())}
+    index = json.loads((paths.frames_dir / f"{params['evaluate']['split']}.index.json").read_text())
+    frames = np.load(paths.frames_dir / f"{params['evaluate']['split']}.npy", mmap_mode="r")
+    uniform = (evals.get("uniform_4f") or {}).get("selection", {}).get("chosen", {})
+    qids = [q for q in sorted(chosen) if q in items][: params["report"]["selection_examples"]]
+    t = frames.shape[1]
+    fig, axes = plt.subplots(len(qids), 1, figsize=(12, 1.15 * len(qids) + 0.4), squeeze=False)
+    for ax, qid in zip(axes[:, 0], qids, strict=True):
+        it = items[qid]
+        strip = np.concatenate(list(frames[index[it["video"]]]), axis=1)
+        ax.imshow(strip)
+        w = frames.shape[3]
+        for k in it.get("keyframes", []):
+            ax.add_patch(plt.Rectangle((k * w, 0), w - 1, frames.shape[2] - 1, fill=False, ec="lime", lw=2))
+        for k in uniform.get(qid, []):
+            ax.plot(k * w + w / 2, frames.shape[2] + 3, marker="^", color="orange", ms=5, clip_on=False)
+        for k in chosen[qid]:
+            ax.plot(k * w + w / 2, -4, marker="v", color="red", ms=6, clip_on=False)
+        ok = "keyframes " + ",".join(map(str, it.get("keyframes", [])))
+        ax.set_title(f"{qid}: {it['question']}  [{ok}]", fontsize=8, loc="left")
+        ax.set_xticks([(i + 0.5) * w for i in range(0, t, 4)], [str(i) for i in range(0, t, 4)], fontsize=6)
+        ax.set_yticks([])
+    fig.suptitle(f"green box: key frame; red \u25bc: frames {variant} chose; orange \u25b2: uniform-4 frames", fontsize=9)
+    return fig
+
+
+def training_curves_figure(params: dict[str, Any], paths: Paths) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
+    for name in variant_order(params):
+        base = paths.model(name) / "dvclive" / "plots" / "metrics"
+        loss, acc = base / "train" / "loss.tsv", base / "val" / "accuracy.tsv"
+        if loss.exists():
+            df = pd.read_csv(loss, sep="\t")
+            a1.plot(df["step"] + 1, df["loss"], label=name)
+        if acc.exists():
+            df = pd.read_csv(acc, sep="\t")
+            a2.plot(df["step"] + 1, 100 * df["accuracy"], label=name)
+    a1.set_title("training loss (epoch mean)")
+    a2.set_title("validation accuracy (%)")
+    for ax in (a1, a2):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    a2.legend(fontsize=7)
+    return fig
+
+
+# ---- provenance ----
+STAGE_PARAMS = {
+    "table1": ["dataset", "seed", "train", "variants", "evaluate", "speed"],
+    "table2": ["dataset", "seed", "train.teacher", "variants", "evaluate"],
+    "speed": ["speed", "variants", "train.teacher.frames", "data.frames"],
+    "training": ["train", "variants", "backbone"],
+}
+
+
+def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
+    from vila.config import lookup
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else NA
+
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    versions = {p: _version(p) for p in ("torch", "transformers", "peft", "snakemake", "dvc", "papermill", "decord2", "av")}
+    used = {k: lookup(params, k) for k in STAGE_PARAMS.get(name, [])}
+    data_hash = sha256_file(paths.stats)[:12] if paths.stats.exists() else NA
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    except ImportError:
+        device = NA
+    rows = [
+        ("git commit", f"{commit}{' (dirty)' if dirty and dirty != NA else ''}"),
+        ("params hash", stable_hash(params)),
+        ("params this report depends on", f"<code>{html.escape(json.dumps(used, sort_keys=True))}</code>"),
+        ("data hash (dataset stats.json sha256)", data_hash),
+        ("packages", ", ".join(f"{k} {v}" for k, v in versions.items())),
+        ("python", platform.python_version()),
+        ("device", device),
+        ("rendered", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<footer class="provenance"><h3>Provenance</h3><table>{body}</table></footer>'
+
+
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return NA
+
+
+# ---- rendering ----
+STYLE = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:0.6em 0}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3}
+img{max-width:100%}
+footer.provenance{margin-top:3em;font-size:12px;color:#555}
+footer.provenance td,footer.provenance th{text-align:left}
+.jp-OutputPrompt,.jp-InputPrompt,.prompt{display:none}
+"""
+
+
+def render_html(notebook: Any, title: str, footer: str) -> str:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{body}{footer}</body></html>\n")
+
+
+def run(params: dict[str, Any]) -> None:
+    import nbformat
+    import papermill as pm
+
+    paths = Paths.from_params(params)
+    notebooks = Path("notebooks")
+    for name in REPORTS:
+        src = notebooks / f"{name}.ipynb"
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: report notebook missing")
+        with atomic_file(Path("reports") / f"{name}.executed.ipynb") as executed:
+            pm.execute_notebook(
+                str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
+                parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
+                            "paper_figures": "paper-figures.yaml", "params_file": "params.yaml"},
+            )
+            nb = nbformat.read(executed, as_version=4)
+            title = f"{name}: {params['dataset']}"
+            with atomic_file(Path("reports") / f"{name}.html") as out:
+                out.write_text(render_html(nb, title, provenance_html(params, name, paths)))
+        Path("reports", f"{name}.executed.ipynb").unlink(missing_ok=True)
+        log.info("report: reports/%s.html", name)
+
+
+def load_paper_figures(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())

@@ -1,0 +1,209 @@
+"""The `speed` stage: every variant timed in one process, end to end from decoded uint8 frames.
+
+What one timed call covers: uint8 frames already decoded on the clip's sampling grid (as the decode
+cache holds them) and the question already tokenised -> normalisation, ViT on the frames the variant
+encodes, Frame-Prompter, Q-Former, T5 encoder and the two decoder steps -> the answer letter.
+Video decoding and tokenisation are not timed: they are the same for every variant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.io import write_json
+from vila.paths import Paths
+
+log = logging.getLogger(__name__)
+TIMED = ("decoded uint8 frames on the 32-frame grid + tokenised prompt -> answer letter "
+         "(ViT, Frame-Prompter, Q-Former, T5 encoder + 2 decoder steps); decoding and tokenisation excluded")
+
+
+def variant_names(params: dict[str, Any]) -> list[str]:
+    return [f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
+
+
+def time_call(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callable[[], Any]:
+    """The timed call: frames -> answer. A uniform model first takes its N grid frames."""
+    cfg = model.config
+    frames = batch["frames"]
+    if cfg.selector is None:
+        idx = torch.from_numpy(uniform_indices(total, cfg.frames, None, 1)[0])
+        frames = frames[:, idx]
+    inputs = {k: v for k, v in batch.items() if k not in ("frames", "labels", "vit_tokens")}
+
+    def call() -> Any:
+        with torch.inference_mode():
+            return model(frames=frames, **inputs).letter_logits.argmax(-1)
+
+    return call
+
+
+def component_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> dict[str, Callable[[], Any]]:
+    """The same work as end_to_end, cut into vit / select / qformer / llm, each on its own inputs."""
+    cfg = model.config
+    frames = batch["frames"]
+    qids, qmask = batch["qformer_ids"], batch["qformer_mask"]
+    with torch.inference_mode():
+        if cfg.selector is None:
+            idx = torch.from_numpy(uniform_indices(total, cfg.frames, None, 1)[0])
+            read = frames[:, idx]
+            calls: dict[str, Callable[[], Any]] = {"select": lambda: None}
+            vit_input = read
+        else:
+            sel_tokens = (model.patch_embeddings(frames) if cfg.selector_input == "patch_embed"
+                          else model.encode_frames(frames))
+            _, chosen = model.select(sel_tokens, qids, qmask, tau=1.0)
+            picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
+            if cfg.selector_input == "patch_embed":
+                calls = {"select": lambda: model.select(model.patch_embeddings(frames), qids, qmask, 1.0)}
+                vit_input = picked
+            else:
+                calls = {"select": lambda: model.select(sel_tokens, qids, qmask, 1.0)}
+                vit_input = frames  # the released design runs the ViT on every sampled frame
+        vit_tokens = model.encode_frames(vit_input)
+        student_vit = vit_tokens if cfg.selector is None or cfg.selector_input == "patch_embed" else \
+            torch.gather(vit_tokens, 1, chosen[:, :, None, None].expand(-1, -1, *vit_tokens.shape[2:]))
+        visual = model.qformer_tokens(student_vit, qids, qmask)
+    calls["vit"] = lambda: model.encode_frames(vit_input)
+    calls["qformer"] = lambda: model.qformer_tokens(student_vit, qids, qmask)
+    calls["llm"] = lambda: model.answer_logits(visual, batch["input_ids"], batch["attention_mask"])
+
+    def wrap(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def inner() -> Any:
+            with torch.inference_mode():
+                return fn()
+        return inner
+
+    return {k: wrap(v) for k, v in calls.items()}
+
+
+def peak_memory_mb(variant: str, batch_size: int) -> float:
+    """Peak resident memory added by one batch forward, measured in a fresh process (CPU), or the
+    CUDA allocator's peak."""
+    code = (
+        "import json,resource,sys,torch;from vila.config import load_params;from vila.speed import _memory_probe;"
+        f"print(json.dumps(_memory_probe(load_params(), {variant!r}, {batch_size})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory probe for {variant} failed: {out.stderr.strip().splitlines()[-1:]}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _memory_probe(params: dict[str, Any], variant: str, batch_size: int) -> float:
+    from vila.models.build import load_model
+
+    paths = Paths.from_params(params)
+    torch.set_num_threads(params["speed"]["threads"])
+    model, tok = load_model(paths.model(variant))
+    qa = load_split(paths, params["evaluate"]["split"], frames=True)
+    batch = Batcher(tok, qa).batch(np.arange(batch_size), None, features=False, frames=True)
+    call = end_to_end(model, batch, params["data"]["frames"])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    call()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+def flop_report(params: dict[str, Any], model_configs: dict[str, Any], prompt_len: int, question_len: int) -> dict[str, Any]:
+    from vila.models.flops import flops_table
+    from vila.models.modeling import ViLAConfig
+    from vila.models.presets import backbone_config
+
+    specs = {name: {"frames": c.frames, "selector": c.selector, "selector_input": c.selector_input}
+             for name, c in model_configs.items()}
+    any_cfg = next(iter(model_configs.values()))
+    total = params["data"]["frames"]
+    tiny = flops_table(any_cfg, specs, total, prompt_len, question_len, device="cpu")
+    xl_cfg = ViLAConfig(**{**any_cfg.to_dict(), "backbone": backbone_config("flant5xl").to_dict(), "lora": None})
+    # InstructBLIP's prompt for these questions is ~48 T5 tokens and ~16 Q-Former tokens
+    xl = flops_table(xl_cfg, specs, total, 48, 16, device="meta")
+    return {"tiny": tiny, "flant5xl": xl}
+
+
+def run(params: dict[str, Any]) -> None:
+    from vila.models.build import load_model
+
+    paths = Paths.from_params(params)
+    cfg = params["speed"]
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(params["seed"])
+    total = params["data"]["frames"]
+    names = variant_names(params)
+    qa = load_split(paths, params["evaluate"]["split"], frames=True)
+    models = {name: load_model(paths.model(name)) for name in names}
+    largest = max(cfg["batch_sizes"])
+    latency: dict[str, dict[str, dict[str, float]]] = {}
+    breakdown: dict[str, dict[str, float]] = {}
+    for name in tqdm(names, desc="speed: timing variants"):
+        model, tok = models[name]
+        batcher = Batcher(tok, qa)
+        latency[name] = {}
+        for bs in cfg["batch_sizes"]:
+            batch = batcher.batch(np.arange(bs), None, features=False, frames=True)
+            times = time_call(end_to_end(model, batch, total), cfg["warmup"], cfg["repeats"])
+            latency[name][str(bs)] = {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+        batch = batcher.batch(np.arange(largest), None, features=False, frames=True)
+        breakdown[name] = {part: statistics.median(time_call(fn, cfg["warmup"], cfg["repeats"]))
+                           for part, fn in component_calls(model, batch, total).items()}
+    ref = "uniform_32f" if "uniform_32f" in latency else f"uniform_{total}f"
+    speedup = {f"{n}_vs_{ref}": latency[ref][str(largest)]["median"] / latency[n][str(largest)]["median"]
+               for n in names if n != ref}
+    tok = models[names[0]][1]
+    sample = Batcher(tok, qa).batch(np.arange(min(len(qa), 64)), None, features=False)
+    prompt_len = int(sample["attention_mask"].sum(1).float().mean().round())
+    question_len = int(sample["qformer_mask"].sum(1).float().mean().round())
+    flops = flop_report(params, {n: m.config for n, (m, _) in models.items()}, prompt_len, question_len)
+    memory = {n: peak_memory_mb(n, largest) for n in tqdm(names, desc="speed: peak memory")}
+    result = {
+        "device": f"cpu ({platform.processor() or platform.machine()}, torch {torch.__version__})",
+        "threads": torch.get_num_threads(),
+        "batch_sizes": cfg["batch_sizes"],
+        "repeats": cfg["repeats"],
+        "warmup": cfg["warmup"],
+        "timed": TIMED,
+        "latency_ms": latency,
+        "breakdown_ms": breakdown,
+        "breakdown_batch_size": largest,
+        "flops": {preset: {n: parts["total"] for n, parts in table.items()} for preset, table in flops.items()},
+        "flops_breakdown": flops,
+        "peak_memory_mb": memory,
+        "peak_memory_note": f"peak RSS added by one batch-{largest} forward, measured in a fresh process",
+        "speedup": speedup,
+        "speedup_note": f"median end-to-end latency of {ref} / variant at batch {largest}; {TIMED}",
+        "cpu_count": os.cpu_count(),
+    }
+    write_json(paths.speed_json, result)
+    for n in names:
+        lat = latency[n][str(largest)]["median"]
+        su = speedup.get(f"{n}_vs_{ref}", 1.0)
+        fl = flops["flant5xl"][n]["total"] / 1e12
+        log.info("speed %-22s batch %d: %8.1f ms median, %.2fx vs %s (end to end); flant5xl %.2f TFLOPs/question",
+                 n, largest, lat, su, ref, fl)
+    log.info("speed: timed = %s", TIMED)

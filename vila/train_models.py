@@ -1,0 +1,171 @@
+"""The training stages: uniform-N teachers, re_weight, and the ViLA students.
+
+Teachers: InstructBLIP video fine-tuning with N uniformly sampled frames (ViT and LM frozen;
+Q-Former, query tokens and projection trained). re_weight: the student starts as the 4-frame model
+plus a teacher branch copied from the 32-frame model. Students: Frame-Prompter selection of K of T
+frames, LM loss + distill_weight * MSE against the teacher branch's tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vila.backbone import check_features
+from vila.config import student_settings
+from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.evaluation import accuracy
+from vila.io import atomic_dir, stable_hash, write_json
+from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
+from vila.models.modeling import ViLAModel
+from vila.paths import Paths
+from vila.training import TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+
+def tau_at(step: int, start: float, end: float, steps: int) -> float:
+    """Exponential Gumbel-softmax temperature decay from `start` to `end` over `steps`, then flat."""
+    return start * (end / start) ** (min(step, steps) / steps)
+
+
+def _fit_and_save(
+    model: ViLAModel, tokenizer: Any, params: dict[str, Any], section: dict[str, Any], name: str,
+    step_loss: Any, param_groups: list[dict[str, Any]], train_batcher: Batcher, val_batcher: Batcher,
+) -> None:
+    paths = Paths.from_params(params)
+    settings = TrainSettings.from_params(section, params["seed"])
+    # Resumable state is keyed by everything that defines this run, so a stale checkpoint is never reused.
+    run_key = stable_hash({"name": name, "section": section, "seed": params["seed"], "data": params["data"],
+                           "model": params["model"], "config": model.config.to_dict()})
+    ckpt = paths.checkpoints(f"{name}-{run_key}")
+    started = time.perf_counter()
+    with atomic_dir(paths.model(name)) as out:
+        metrics = train(
+            model, param_groups, len(train_batcher.qa), step_loss,
+            lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"]),
+            settings, ckpt, out / "dvclive", desc=name,
+        )
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["trainable_parameters"] = sum(p.numel() for g in param_groups for p in g["params"])
+        save_model(model, tokenizer, out)
+        write_json(out / "metrics.json", metrics)
+    _remove_tree(ckpt)
+    log.info("%s: best val accuracy %.4f (epoch %d) in %.1f s", name, metrics["best_val_accuracy"],
+             metrics["best_epoch"], metrics["seconds"])
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_teacher(params: dict[str, Any], frames: int) -> None:
+    if frames not in params["train"]["teacher"]["frames"]:
+        raise ValueError(f"--frames {frames}: not in train.teacher.frames {params['train']['teacher']['frames']}")
+    paths = Paths.from_params(params)
+    check_features(paths, paths.model("backbone"))
+    base, tokenizer = load_model(paths.model("backbone"))
+    total = params["data"]["frames"]
+    torch.manual_seed(params["seed"])
+    model = derive(base, frames=frames, sampled_frames=total, selector=None, distill=False)
+    if params["model"]["lora"]["enabled"]:
+        model.add_lora(params["model"]["lora"])
+        model.config.lora = params["model"]["lora"]
+    names = freeze_for_finetuning(model)
+    trainable = [p for n, p in model.named_parameters() if n in set(names)]
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
+    val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
+
+    def step_loss(idx: Any, rng: Any, step: int) -> dict[str, torch.Tensor]:
+        batch = train_b.batch(idx, uniform_indices(total, frames, rng, len(idx)))
+        return {"loss": model(**batch).loss}
+
+    _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", step_loss,
+                  [{"params": trainable}], train_b, val_b)
+
+
+def run_reweight(params: dict[str, Any]) -> None:
+    """Student checkpoint = the 4-frame model + the teacher branch (Q-Former, query tokens,
+    projection) of the 32-frame model. The Prompter and the token-axis layer start fresh."""
+    paths = Paths.from_params(params)
+    s = params["train"]["student"]
+    total = params["data"]["frames"]
+    small, tokenizer = load_model(paths.model(f"uniform_{s['select']}f"))
+    teacher, _ = load_model(paths.model(f"uniform_{total}f"))
+    model, report = build_student_init(small, teacher, s, total, params["seed"])
+    with atomic_dir(paths.model("vila_init")) as out:
+        save_model(model, tokenizer, out)
+        write_json(out / "reweight.json", report)
+    log.info("reweight: copied %d tensors from uniform_%df, %d into the teacher branch from uniform_%df; fresh: %s",
+             len(report["from_student"]), s["select"], len(report["from_teacher"]), total, report["fresh"])
+
+
+def build_student_init(
+    small: ViLAModel, teacher: ViLAModel, s: dict[str, Any], total: int, seed: int
+) -> tuple[ViLAModel, dict[str, Any]]:
+    for key in ("backbone", "answer_prefix_ids", "letter_ids"):
+        if getattr(small.config, key) != getattr(teacher.config, key):
+            raise ValueError(f"reweight: the {s['select']}-frame and {total}-frame models differ in `{key}`; "
+                             "they must be fine-tuned from the same backbone")
+    if small.config.frames != s["select"] or teacher.config.frames != total:
+        raise ValueError(f"reweight: expected a {s['select']}-frame and a {total}-frame model, got "
+                         f"{small.config.frames} and {teacher.config.frames}")
+    torch.manual_seed(seed)
+    model = ViLAModel(type(small.config)(**{
+        **small.config.to_dict(), "frames": s["select"], "sampled_frames": total, "selector": s["selector"],
+        "gate": s["gate"], "selector_input": s["selector_input"], "distill": True,
+    }))
+    state = model.state_dict()
+    from_student, from_teacher = {}, {}
+    for k, v in small.state_dict().items():
+        if k in state:
+            if state[k].shape != v.shape:
+                raise ValueError(f"reweight: {k} has shape {tuple(v.shape)} in the student source, {tuple(state[k].shape)} here")
+            from_student[k] = v
+    for k, v in teacher.state_dict().items():
+        if k.startswith(("qformer.", "language_projection.")) or k == "query_tokens":
+            target = f"teacher.{k}"
+            if state[target].shape != v.shape:
+                raise ValueError(f"reweight: {k} of the teacher has shape {tuple(v.shape)}, the branch {tuple(state[target].shape)}")
+            from_teacher[target] = v
+    model.load_state_dict({**from_student, **from_teacher}, strict=False)
+    fresh = sorted({k.split(".")[0] for k in state if k not in from_student and k not in from_teacher})
+    return model, {"from_student": sorted(from_student), "from_teacher": sorted(from_teacher), "fresh": fresh}
+
+
+def run_student(params: dict[str, Any], variant: str) -> None:
+    paths = Paths.from_params(params)
+    s = student_settings(params, variant)
+    check_features(paths, paths.model("backbone"))
+    init, tokenizer = load_model(paths.model("vila_init"))
+    torch.manual_seed(params["seed"])
+    model = derive(
+        init, selector=s["selector"], gate=s["gate"], selector_input=s["selector_input"],
+        distill=s["distill_weight"] > 0, released_teacher_qformer=s["released_teacher_qformer"],
+        noisy_eval=s["noisy_eval"],
+    )
+    names = set(freeze_for_finetuning(model))
+    prompter = [p for n, p in model.named_parameters() if n in names and n.startswith("prompter.")]
+    rest = [p for n, p in model.named_parameters() if n in names and not n.startswith("prompter.")]
+    need_frames = s["selector_input"] == "patch_embed"
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=True, frames=need_frames))
+    val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
+    tau = s["tau"]
+
+    def step_loss(idx: Any, rng: Any, step: int) -> dict[str, torch.Tensor]:
+        batch = train_b.batch(idx, None, features=True, frames=need_frames)
+        out = model(**batch, tau=tau_at(step, tau["start"], tau["end"], tau["steps"]), distill_weight=s["distill_weight"])
+        return {"loss": out.loss}
+
+    groups = [{"params": rest}, {"params": prompter, "lr": s["prompter_lr"]}]
+    section = {**params["train"]["student"], **params["variants"][variant]}
+    if math.isclose(s["distill_weight"], 0.0):
+        log.info("%s: no distillation (distill_weight 0)", variant)
+    _fit_and_save(model, tokenizer, params, section, variant, step_loss, groups, train_b, val_b)

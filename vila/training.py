@@ -1,0 +1,205 @@
+"""One training loop for every stage: AdamW, linear warm-up then cosine, gradient accumulation and
+clipping, early stopping on validation accuracy, resumable checkpoints, DVCLive logging.
+
+Randomness is derived from (seed, epoch, step): the data order of an epoch, the frames sampled per
+interval and the Gumbel noise of a step. A run resumed from a checkpoint therefore replays exactly
+the steps an uninterrupted run would take, and ends with identical weights (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_accum: int
+    grad_clip: float
+    patience: int
+    max_steps: int
+    checkpoint_every: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any], seed: int) -> TrainSettings:
+        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=seed)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0])
+
+
+StepFn = Callable[[np.ndarray, np.random.Generator, int], dict[str, torch.Tensor]]
+EvalFn = Callable[[], float]
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names}
+
+
+def train(
+    model: torch.nn.Module,
+    param_groups: list[dict[str, Any]],
+    n_train: int,
+    step_fn: StepFn,
+    eval_fn: EvalFn,
+    settings: TrainSettings,
+    checkpoint_dir: Path,
+    live_dir: Path | None,
+    desc: str,
+) -> dict[str, Any]:
+    """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
+
+    step_fn(batch_indices, rng, global_step) -> {"loss": ..., other scalars}; eval_fn() -> val accuracy.
+    """
+    from dvclive import Live
+
+    steps_per_epoch = max(1, math.ceil(n_train / (settings.batch_size * settings.grad_accum)))
+    total = steps_per_epoch * settings.epochs
+    if settings.max_steps:
+        total = min(total, settings.max_steps)
+    opt = torch.optim.AdamW(param_groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    for g in opt.param_groups:
+        g.setdefault("initial_lr", g["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, settings.warmup_steps, total))
+    state = {"step": 0, "epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    best_weights = trainable_state(model)
+    resumed = _load_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
+    if resumed:
+        log.info("%s: resumed from %s at step %d (epoch %d)", desc, checkpoint_dir, state["step"], state["epoch"])
+    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=False) if live_dir else None
+    for rec in state["history"]:  # replay logged history so a resumed run's curves are complete
+        _log_live(live, rec)
+    started = time.perf_counter()
+    model.train()
+    done = state["step"] >= total
+    while not done and state["epoch"] < settings.epochs:
+        epoch = state["epoch"]
+        order = np.random.default_rng([settings.seed, epoch]).permutation(n_train)
+        first = state["step"] - epoch * steps_per_epoch
+        bar = tqdm(range(first, steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
+                   leave=False, mininterval=2.0)
+        losses: list[float] = state.setdefault("epoch_losses", [])
+        for local in bar:
+            gstep = epoch * steps_per_epoch + local
+            torch.manual_seed(step_seed(settings.seed, epoch, local))
+            opt.zero_grad(set_to_none=True)
+            for micro in range(settings.grad_accum):
+                start = (local * settings.grad_accum + micro) * settings.batch_size
+                idx = order[start : start + settings.batch_size]
+                if len(idx) == 0:
+                    continue
+                rng = np.random.default_rng([settings.seed, epoch, local, micro])
+                out = step_fn(idx, rng, gstep)
+                (out["loss"] / settings.grad_accum).backward()
+                losses.append(float(out["loss"]))
+            params = [p for g in param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            opt.step()
+            sched.step()
+            state["step"] = gstep + 1
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+            if state["step"] >= total:
+                done = True
+                break
+            if state["step"] % settings.checkpoint_every == 0:
+                _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
+        model.eval()
+        with torch.no_grad():
+            val = eval_fn()
+        model.train()
+        rec = {"epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)) if losses else None,
+               "val_accuracy": val, "lr": sched.get_last_lr()[0]}
+        state["history"].append(rec)
+        state["epoch_losses"] = []
+        _log_live(live, rec)
+        log.info("%s epoch %d: loss %.4f val accuracy %.4f", desc, epoch + 1, rec["train_loss"] or float("nan"), val)
+        if val > state["best"]:
+            state.update(best=val, best_epoch=epoch + 1, bad_epochs=0)
+            best_weights = trainable_state(model)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        if state["bad_epochs"] >= settings.patience:
+            log.info("%s: early stop after epoch %d (best val %.4f at epoch %d)", desc, epoch + 1,
+                     state["best"], state["best_epoch"])
+            done = True
+        if not done:
+            _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
+    model.load_state_dict(best_weights, strict=False)
+    model.eval()
+    if live:
+        live.end()
+    return {
+        "best_val_accuracy": state["best"],
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "steps": state["step"],
+        "history": state["history"],
+        "train_seconds_this_run": round(time.perf_counter() - started, 2),
+        "resumed": resumed,
+    }
+
+
+def _log_live(live: Any, rec: dict[str, Any]) -> None:
+    if live is None:
+        return
+    if rec["train_loss"] is not None:
+        live.log_metric("train/loss", rec["train_loss"])
+    live.log_metric("val/accuracy", rec["val_accuracy"])
+    live.log_metric("train/lr", rec["lr"])
+    live.next_step()
+
+
+def _save_checkpoint(path: Path, model, opt, sched, state, best_weights) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_dir(path) as tmp:
+        save_file(trainable_state(model), tmp / "trainable.safetensors")
+        save_file({k: v.contiguous() for k, v in best_weights.items()}, tmp / "best.safetensors")
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optimizer.pt")
+        write_json(tmp / "state.json", state)
+
+
+def _load_checkpoint(path: Path, model, opt, sched, state, best_weights) -> bool:
+    from safetensors.torch import load_file
+
+    if not (path / "state.json").exists():
+        return False
+    model.load_state_dict(load_file(path / "trainable.safetensors"), strict=False)
+    best_weights.update(load_file(path / "best.safetensors"))
+    # weights_only: tensors and plain containers only, never arbitrary pickled objects.
+    blob = torch.load(path / "optimizer.pt", weights_only=True)
+    opt.load_state_dict(blob["optimizer"])
+    sched.load_state_dict(blob["scheduler"])
+    state.update(json.loads((path / "state.json").read_text()))
+    return True

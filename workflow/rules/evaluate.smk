@@ -1,0 +1,40 @@
+rule evaluate_teacher:
+    input:
+        code("evaluation.py", "data/metrics.py"),
+        f"models/{DATASET}/uniform_{{frames}}f",
+        f"work/{DATASET}/features",
+        f"work/{DATASET}/dataset",
+    output:
+        f"results/{DATASET}/eval/uniform_{{frames}}f.json",
+    params:
+        values=stage_params("evaluate_teacher"),
+    shell:
+        "vila evaluate --variant uniform_{wildcards.frames}f"
+
+
+rule evaluate_student:
+    input:
+        code("evaluation.py", "data/metrics.py"),
+        f"models/{DATASET}/{{variant}}",
+        f"work/{DATASET}/features",
+        f"work/{DATASET}/frames",
+        f"work/{DATASET}/dataset",
+    output:
+        f"results/{DATASET}/eval/{{variant}}.json",
+    params:
+        values=stage_params("evaluate_student"),
+    shell:
+        "vila evaluate --variant {wildcards.variant}"
+
+
+rule speed:
+    input:
+        code("speed.py", "models/flops.py"),
+        expand(f"models/{DATASET}/{{model}}", model=MODELS),
+        f"work/{DATASET}/frames",
+    output:
+        f"results/{DATASET}/speed.json",
+    params:
+        values=stage_params("speed"),
+    shell:
+        "vila speed"
