@@ -74,5 +74,5 @@ def make_project(path: Path, params: dict[str, Any], dvc: bool = False) -> Path:
 def smoke_dag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole DAG run once by Snakemake on the smoke profile."""
     project = make_project(tmp_path_factory.mktemp("smoke"), smoke_params())
-    run(["snakemake", "--cores", "2", "--resources", "gpu=1", "all"], project)
+    run(["snakemake", "all", "--cores", "2", "--resources", "gpu=1"], project)
     return project

@@ -121,7 +121,7 @@ def train(
                 rng = np.random.default_rng([settings.seed, epoch, local, micro])
                 out = step_fn(idx, rng, gstep)
                 (out["loss"] / settings.grad_accum).backward()
-                losses.append(float(out["loss"]))
+                losses.append(float(out["loss"].detach()))
             params = [p for g in param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             opt.step()

@@ -1,0 +1,123 @@
+"""Snakemake and DVC declare the same DAG: same commands, dependencies, params and outputs per job."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, make_project, repo_params, run
+from vila.pipeline import dvc_yaml_text, expand
+
+
+def snakemake_jobs(project: Path, target: str = "all") -> dict[str, dict[str, list[str]]]:
+    """cmd -> inputs/outputs, from Snakemake's own dry run of the whole DAG."""
+    out = run(["snakemake", "--cores", "1", "-n", "-F", "-p", target], project).stdout
+    jobs = {}
+    for block in out.split("rule ")[1:]:
+        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        outputs = re.search(r"^\s+output: (.*)$", block, re.M)
+        cmd = re.search(r"^Shell command: (.*)$", block, re.M)
+        if cmd is None or cmd.group(1).strip() == "None":  # target rules (reproduce_*, all) have no command
+            continue
+        jobs[cmd.group(1).strip()] = {
+            "deps": sorted(inputs.group(1).split(", ")) if inputs else [],
+            "outs": sorted(outputs.group(1).split(", ")) if outputs else [],
+        }
+    return jobs
+
+
+def dvc_jobs(project: Path) -> dict[str, dict[str, list[str]]]:
+    """cmd -> deps/params/outs, from DVC's own reading of dvc.yaml (foreach expanded)."""
+    from dvc.repo import Repo
+
+    jobs = {}
+    with Repo(str(project)) as repo:
+        for stage in repo.index.stages:
+            if not stage.cmd:
+                continue  # data.dvc
+            deps = [d.def_path for d in stage.deps if not hasattr(d, "params")]
+            params = [p for d in stage.deps if hasattr(d, "params") for p in d.params]
+            jobs[stage.cmd] = {"deps": sorted(deps), "outs": sorted(o.def_path for o in stage.outs),
+                               "params": sorted(params)}
+    return jobs
+
+
+def normalise(jobs: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """Express each dependency as a source path or the upstream jobs (commands) it reaches.
+
+    Upstream jobs are compared as the transitive closure: a folder dependency (DVC: models/<dataset>)
+    stands for every job writing inside it, which is how DVC reads it, while Snakemake lists the
+    models one by one; both reach the same jobs.
+    """
+    producers = {o: cmd for cmd, j in jobs.items() for o in j["outs"]}
+    norm = {}
+    for cmd, j in jobs.items():
+        sources, upstream = set(), set()
+        for d in j["deps"]:
+            hits = {c for o, c in producers.items() if o == d or o.startswith(d.rstrip("/") + "/")}
+            if hits:
+                upstream |= hits
+            else:
+                sources.add(d)
+        norm[cmd] = {"sources": sorted(sources), "upstream": upstream, "outs": j["outs"]}
+    for cmd in norm:  # transitive closure
+        seen, todo = set(), list(norm[cmd]["upstream"])
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo.extend(norm[c]["upstream"])
+        norm[cmd]["reach"] = sorted(seen)
+    return norm
+
+
+def agreement_problems(project: Path) -> list[str]:
+    sm, dv = normalise(snakemake_jobs(project)), normalise(dvc_jobs(project))
+    problems = [f"only in Snakemake: {c}" for c in sorted(set(sm) - set(dv))]
+    problems += [f"only in dvc.yaml: {c}" for c in sorted(set(dv) - set(sm))]
+    for cmd in sorted(set(sm) & set(dv)):
+        for key in ("sources", "reach", "outs"):
+            if sm[cmd][key] != dv[cmd][key]:
+                problems.append(f"{cmd}: {key} differ: snakemake {sm[cmd][key]} vs dvc {dv[cmd][key]}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("dag"), repo_params(), dvc=True)
+
+
+def test_committed_dvc_yaml_is_generated_from_the_stage_list():
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(), "run `vila pipeline` and commit dvc.yaml"
+
+
+def test_snakemake_and_dvc_declare_the_same_dag(project):
+    assert agreement_problems(project) == []
+    dvc = dvc_jobs(project)
+    for job in expand(repo_params()):  # and DVC's params are the stage list's, key for key
+        assert dvc[job["cmd"]]["params"] == job["params"], job["cmd"]
+
+
+def test_agreement_check_fails_when_either_side_changes_alone(project, tmp_path):
+    # Snakemake side: a rule loses a dependency
+    sm_changed = tmp_path / "sm"
+    shutil.copytree(project, sm_changed)
+    rules = sm_changed / "workflow" / "rules" / "train.smk"
+    rules.write_text(rules.read_text().replace('        f"models/{DATASET}/uniform_32f",\n', "", 1))
+    assert any("vila reweight" in p for p in agreement_problems(sm_changed))
+    # DVC side: a stage's command changes
+    dvc_changed = tmp_path / "dvc"
+    shutil.copytree(project, dvc_changed)
+    dvc_yaml = dvc_changed / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("cmd: vila speed", "cmd: vila speed --fast"))
+    assert any("vila speed" in p for p in agreement_problems(dvc_changed))
+
+
+def test_dry_run_lists_every_stage_rule(project):
+    out = run(["snakemake", "-n", "--cores", "1", "-F", "reproduce_table1"], project).stdout
+    for rule in ("download", "preprocess", "backbone", "teacher", "reweight", "student", "evaluate_teacher",
+                 "evaluate_student", "speed", "report"):
+        assert re.search(rf"^rule {rule}:", out, re.M), rule

@@ -1,0 +1,42 @@
+"""table1.html in a real headless Chromium: the table is there, every image decodes, no console
+errors, nothing requested from the network. A screenshot lands in reports/ as an artefact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Offline: no background services, no component updates, nothing that would reach out.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_table1_renders_in_chromium(smoke_dag: Path):
+    from playwright.sync_api import sync_playwright
+
+    page_path = smoke_dag / "reports" / "table1.html"
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(page_path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("table").count() >= 2  # Table 1 and the provenance footer
+        assert "67.1" in page.locator("table").first.inner_text()
+        images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
+        assert images and all(complete and width > 0 for complete, width in images)
+        (ROOT / "reports").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "reports" / "table1.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert requests == []

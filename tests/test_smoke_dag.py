@@ -1,0 +1,120 @@
+"""The whole DAG on the smoke profile (tiny data, one step per training stage), through Snakemake and
+through DVC: output contracts, no-op reruns, determinism, fine-grained invalidation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import ROOT, make_project, run, smoke_params
+
+pytestmark = pytest.mark.slow
+SCHEMAS = ROOT / "workflow" / "schemas"
+VARIANTS = ["uniform_4f", "uniform_32f", "vila_4f", "vila_4f_no_distill", "vila_4f_visual_gate", "vila_4f_fast"]
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("dvc"), smoke_params(), dvc=True)
+    out = run(["dvc", "repro"], project)
+    assert "Running stage 'report'" in out.stdout
+    return project
+
+
+def test_every_output_contract(smoke_dag: Path):
+    eval_schema = json.loads((SCHEMAS / "eval.schema.json").read_text())
+    for variant in VARIANTS:
+        result = json.loads((smoke_dag / f"results/synthqa/eval/{variant}.json").read_text())
+        jsonschema.validate(result, eval_schema)
+        assert result["variant"] == variant and result["n"] == 8
+        assert set(result["accuracy"]) >= {"overall", "mean", "Interaction", "Sequence", "Prediction", "Feasibility"}
+        assert 0 <= result["selection"]["keyframe_recall"] <= 1
+    speed = json.loads((smoke_dag / "results/synthqa/speed.json").read_text())
+    jsonschema.validate(speed, json.loads((SCHEMAS / "speed.schema.json").read_text()))
+    assert set(speed["speedup"]) == {f"{v}_vs_uniform_32f" for v in VARIANTS if v != "uniform_32f"}
+    assert set(speed["flops"]) == {"tiny", "flant5xl"}
+    assert set(speed["breakdown_ms"]["vila_4f"]) == {"vit", "select", "qformer", "llm"}
+    stats = json.loads((smoke_dag / "work/synthqa/dataset/stats.json").read_text())
+    assert stats["questions"] == 28 and "uniform4_keyframe_coverage" in stats
+
+
+def test_reports_are_offline_and_complete(smoke_dag: Path):
+    for name in ("table1", "table2", "speed", "training"):
+        page = (smoke_dag / f"reports/{name}.html").read_text()
+        assert "NaN" not in page and "nan%" not in page
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), f"{name}.html loads something from the network"
+        assert "Provenance" in page and "params hash" in page
+    table1 = (smoke_dag / "reports/table1.html").read_text()
+    assert "synthqa" in table1.split("</h1>")[0]
+    assert "67.1" in table1  # the paper's STAR average beside the measured rows
+    vila = json.loads((smoke_dag / "results/synthqa/eval/vila_4f.json").read_text())
+    assert f"{100 * vila['accuracy']['mean']:.1f}" in table1
+    assert "data:image/png;base64," in table1
+
+
+def test_noop_rerun_does_nothing(smoke_dag: Path):
+    out = run(["snakemake", "-n", "--cores", "1", "all"], smoke_dag).stdout
+    assert "Nothing to be done" in out
+
+
+def test_dvc_status_is_clean_after_repro(dvc_project: Path):
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], dvc_project).stdout
+
+
+def test_same_seed_same_metrics_bit_for_bit(smoke_dag: Path, dvc_project: Path):
+    """Two cold runs (one through Snakemake, one through DVC) write byte-identical metrics."""
+    for variant in VARIANTS:
+        a = (smoke_dag / f"results/synthqa/eval/{variant}.json").read_bytes()
+        b = (dvc_project / f"results/synthqa/eval/{variant}.json").read_bytes()
+        assert a == b, variant
+
+
+def test_changing_student_lr_reruns_only_students_and_downstream(dvc_project: Path):
+    params = yaml.safe_load((dvc_project / "params.yaml").read_text())
+    params["train"]["student"]["lr"] = 0.002
+    (dvc_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], dvc_project).stdout
+    ran = sorted(set(re.findall(r"Running stage '([^']+)'", out)))
+    expected = sorted(
+        [f"student@{v}" for v in params["variants"]] + [f"evaluate_student@{v}" for v in params["variants"]]
+        + ["speed", "report"]
+    )
+    assert ran == expected
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], dvc_project).stdout
+
+
+def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path, monkeypatch):
+    from transformers import InstructBlipVisionModel
+
+    import vila.data.video as video
+    from vila.config import load_params
+    from vila.train_models import run_teacher
+
+    calls = {"decode": 0, "vit": 0}
+    real_read, real_vit = video.read_grid, InstructBlipVisionModel.forward
+
+    def counting_read(*a, **k):
+        calls["decode"] += 1
+        return real_read(*a, **k)
+
+    def counting_vit(self, *a, **k):
+        calls["vit"] += 1
+        return real_vit(self, *a, **k)
+
+    monkeypatch.setattr(video, "read_grid", counting_read)
+    monkeypatch.setattr(InstructBlipVisionModel, "forward", counting_vit)
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    monkeypatch.chdir(project)
+    params = load_params("params.yaml")
+    params["train"]["teacher"].update(epochs=2, max_steps=0, patience=5)
+    run_teacher(params, 4)
+    metrics = json.loads((project / "models/synthqa/uniform_4f/metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert calls == {"decode": 0, "vit": 0}
