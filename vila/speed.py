@@ -8,14 +8,11 @@ Video decoding and tokenisation are not timed: they are the same for every varia
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -103,32 +100,41 @@ def component_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> d
     return {k: wrap(v) for k, v in calls.items()}
 
 
-def peak_memory_mb(variant: str, batch_size: int) -> float:
-    """Peak resident memory added by one batch forward, measured in a fresh process (CPU), or the
-    CUDA allocator's peak."""
-    code = (
-        "import json,resource,sys,torch;from vila.config import load_params;from vila.speed import _memory_probe;"
-        f"print(json.dumps(_memory_probe(load_params(), {variant!r}, {batch_size})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"memory probe for {variant} failed: {out.stderr.strip().splitlines()[-1:]}")
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-def _memory_probe(params: dict[str, Any], variant: str, batch_size: int) -> float:
-    from vila.models.build import load_model
+def peak_memory_mb(call: Callable[[], Any]) -> float:
+    """Peak resident memory added by one call, in MiB.
 
-    paths = Paths.from_params(params)
-    torch.set_num_threads(params["speed"]["threads"])
-    model, tok = load_model(paths.model(variant))
-    qa = load_split(paths, params["evaluate"]["split"], frames=True)
-    batch = Batcher(tok, qa).batch(np.arange(batch_size), None, features=False, frames=True)
-    call = end_to_end(model, batch, params["data"]["frames"])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    call()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024.0  # ru_maxrss is in KiB on Linux
+    CUDA: the allocator's peak. CPU: the call runs in a forked child (models already loaded, nothing
+    re-imported), whose peak RSS minus its RSS at the fork is what the call itself allocated.
+    """
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        call()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read)
+            torch.set_num_threads(1)  # the parent's OpenMP pool does not survive fork()
+            base = _rss_kib()
+            call()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            os.write(write, str(max(0, peak - base) / 1024.0).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    if not text:
+        raise RuntimeError("memory probe: the forked child reported nothing")
+    return float(text)
 
 
 def flop_report(params: dict[str, Any], model_configs: dict[str, Any], prompt_len: int, question_len: int) -> dict[str, Any]:
@@ -180,7 +186,11 @@ def run(params: dict[str, Any]) -> None:
     prompt_len = int(sample["attention_mask"].sum(1).float().mean().round())
     question_len = int(sample["qformer_mask"].sum(1).float().mean().round())
     flops = flop_report(params, {n: m.config for n, (m, _) in models.items()}, prompt_len, question_len)
-    memory = {n: peak_memory_mb(n, largest) for n in tqdm(names, desc="speed: peak memory")}
+    memory = {}
+    for n in tqdm(names, desc="speed: peak memory"):
+        model, tok = models[n]
+        batch = Batcher(tok, qa).batch(np.arange(largest), None, features=False, frames=True)
+        memory[n] = peak_memory_mb(end_to_end(model, batch, total))
     result = {
         "device": f"cpu ({platform.processor() or platform.machine()}, torch {torch.__version__})",
         "threads": torch.get_num_threads(),
@@ -194,7 +204,7 @@ def run(params: dict[str, Any]) -> None:
         "flops": {preset: {n: parts["total"] for n, parts in table.items()} for preset, table in flops.items()},
         "flops_breakdown": flops,
         "peak_memory_mb": memory,
-        "peak_memory_note": f"peak RSS added by one batch-{largest} forward, measured in a fresh process",
+        "peak_memory_note": f"peak memory added by one batch-{largest} end-to-end call (CPU: RSS of a forked child)",
         "speedup": speedup,
         "speedup_note": f"median end-to-end latency of {ref} / variant at batch {largest}; {TIMED}",
         "cpu_count": os.cpu_count(),

@@ -26,18 +26,21 @@ def _count(fn: Any) -> int:
     return int(counter.get_total_flops())
 
 
-def component_flops(config: ViLAConfig, prompt_tokens: int = 48, question_tokens: int = 16,
-                    device: str = "meta") -> dict[str, int]:
-    """FLOPs of one call of each component for one question."""
-    bb = config.backbone_config
+def _plain_model(config: ViLAConfig, device: str) -> ViLAModel:
     with torch.device(device):
-        model = ViLAModel(ViLAConfig(**{**config.to_dict(), "selector": None, "distill": False, "lora": None}))
-        vc, q = bb.vision_config, bb.num_query_tokens
+        return ViLAModel(ViLAConfig(**{**config.to_dict(), "selector": None, "distill": False, "lora": None}))
+
+
+def component_flops(model: ViLAModel, question_tokens: int = 16) -> dict[str, int]:
+    """FLOPs of one call of each component for one question."""
+    config = model.config
+    bb = config.backbone_config
+    with torch.device(model.query_tokens.device):
+        vc = bb.vision_config
         pixels = torch.zeros(1, 3, vc.image_size, vc.image_size)
         n_tokens = (vc.image_size // vc.patch_size) ** 2 + 1
         vit_tokens = torch.zeros(1, 1, n_tokens, vc.hidden_size)
         qids = torch.ones(1, question_tokens, dtype=torch.long)
-        ids = torch.ones(1, prompt_tokens, dtype=torch.long)
         prompter_text = FramePrompter(vc.hidden_size, bb.qformer_config.hidden_size, config.prompter_hidden,
                                       config.frames, "segment", "text")
         flops = {
@@ -46,9 +49,6 @@ def component_flops(config: ViLAConfig, prompt_tokens: int = 48, question_tokens
             "qformer_frame": _count(lambda: model.qformer_tokens(vit_tokens, qids, None)),
             "prompter_frame": _count(lambda: prompter_text.scores(vit_tokens, torch.zeros(1, bb.qformer_config.hidden_size))),
         }
-        for frames in sorted({config.frames, config.sampled_frames, 1}):
-            visual = torch.zeros(1, frames * q, bb.text_config.d_model)
-            flops[f"llm_{frames}f"] = _count(lambda visual=visual: model.answer_logits(visual, ids, None))
     return flops
 
 
@@ -67,10 +67,9 @@ def variant_flops(c: dict[str, int], frames_read: int, sampled: int, selector: s
     return parts
 
 
-def llm_flops(config: ViLAConfig, frames: int, prompt_tokens: int, device: str) -> int:
-    bb = config.backbone_config
-    with torch.device(device):
-        model = ViLAModel(ViLAConfig(**{**config.to_dict(), "selector": None, "distill": False, "lora": None}))
+def llm_flops(model: ViLAModel, frames: int, prompt_tokens: int) -> int:
+    bb = model.config.backbone_config
+    with torch.device(model.query_tokens.device):
         visual = torch.zeros(1, frames * bb.num_query_tokens, bb.text_config.d_model)
         ids = torch.ones(1, prompt_tokens, dtype=torch.long)
         return _count(lambda: model.answer_logits(visual, ids, None))
@@ -82,13 +81,14 @@ def flops_table(config: ViLAConfig, variants: dict[str, dict[str, Any]], sampled
 
     variants: name -> {"frames": frames read, "selector": None|..., "selector_input": ...}.
     """
-    comp = component_flops(config, prompt_tokens, question_tokens, device)
+    model = _plain_model(config, device)
+    comp = component_flops(model, question_tokens)
     llm_cache: dict[int, int] = {}
     out = {}
     for name, v in variants.items():
         n = v["frames"]
         if n not in llm_cache:
-            llm_cache[n] = llm_flops(config, n, prompt_tokens, device)
+            llm_cache[n] = llm_flops(model, n, prompt_tokens)
         parts = variant_flops(comp, n, sampled, v.get("selector"), v.get("selector_input", "vit"), llm_cache[n])
         parts["total"] = sum(parts.values())
         out[name] = parts
