@@ -118,3 +118,28 @@ def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path
     metrics = json.loads((project / "models/synthqa/uniform_4f/metrics.json").read_text())
     assert metrics["epochs_run"] == 2
     assert calls == {"decode": 0, "vit": 0}
+
+
+def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
+    """torchrun --nproc_per_node 2 (CPU, gloo) trains a teacher to the same weights as one process at
+    the same global batch, up to float summation order (tolerance 1e-5)."""
+    from safetensors.torch import load_file
+
+    results = {}
+    for name, launcher in (("single", ["vila"]),
+                           ("ddp", ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "vila.cli"])):
+        project = tmp_path / name
+        shutil.copytree(smoke_dag, project)
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["train"]["teacher"].update(epochs=2, max_steps=0, patience=5)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        out = run([*launcher, "train", "teacher", "--frames", "4"], project)
+        assert out.returncode == 0
+        model_dir = project / "models/synthqa/uniform_4f"
+        results[name] = (load_file(model_dir / "model.safetensors"),
+                         json.loads((model_dir / "metrics.json").read_text()))
+    (single, m1), (ddp, m2) = results["single"], results["ddp"]
+    assert m1["world_size"] == 1 and m2["world_size"] == 2 and m1["steps"] == m2["steps"]
+    diffs = {k: float((single[k] - ddp[k]).abs().max()) for k in single}
+    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
+    assert m1["best_val_accuracy"] == m2["best_val_accuracy"]

@@ -27,7 +27,8 @@ def fit(ckpt, kill_at=None, **kw):
     model = torch.nn.Linear(8, 2)
     seen = []
 
-    def step(idx, rng, gstep):
+    def step(idx, rng, gstep, shard):
+        idx = idx[shard]
         if kill_at is not None and gstep == kill_at and not seen:
             seen.append(gstep)
             raise Killed

@@ -55,6 +55,9 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
 def cmd_train(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params)
+    from vila.training import setup_distributed
+
+    setup_distributed()  # joins torchrun's process group when launched by torchrun
     if args.kind == "teacher":
         if args.frames is None:
             raise SystemExit("vila train teacher: --frames N is required")

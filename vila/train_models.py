@@ -8,6 +8,7 @@ frames, LM loss + distill_weight * MSE against the teacher branch's tokens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -24,7 +25,7 @@ from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import TrainSettings, train
+from vila.training import TrainSettings, barrier, rank_and_world, train
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,24 @@ def _fit_and_save(
                            "model": params["model"], "config": model.config.to_dict()})
     ckpt = paths.checkpoints(f"{name}-{run_key}")
     started = time.perf_counter()
-    with atomic_dir(paths.model(name)) as out:
+    rank, world = rank_and_world()
+    # Only rank 0 writes; the output folder appears (atomically) when training has finished.
+    staging = atomic_dir(paths.model(name)) if rank == 0 else contextlib.nullcontext(None)
+    with staging as out:
         metrics = train(
             model, param_groups, len(train_batcher.qa), step_loss,
             lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"]),
-            settings, ckpt, out / "dvclive", desc=name,
+            settings, ckpt, out / "dvclive" if out else None, desc=name,
         )
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["trainable_parameters"] = sum(p.numel() for g in param_groups for p in g["params"])
-        save_model(model, tokenizer, out)
-        write_json(out / "metrics.json", metrics)
-    _remove_tree(ckpt)
+        metrics["world_size"] = world
+        if out:
+            save_model(model, tokenizer, out)
+            write_json(out / "metrics.json", metrics)
+    barrier()
+    if rank == 0:
+        _remove_tree(ckpt)
     log.info("%s: best val accuracy %.4f (epoch %d) in %.1f s", name, metrics["best_val_accuracy"],
              metrics["best_epoch"], metrics["seconds"])
 
@@ -83,8 +91,9 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
     train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
 
-    def step_loss(idx: Any, rng: Any, step: int) -> dict[str, torch.Tensor]:
-        batch = train_b.batch(idx, uniform_indices(total, frames, rng, len(idx)))
+    def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
+        frame_idx = uniform_indices(total, frames, rng, len(idx))  # drawn for the whole global batch
+        batch = train_b.batch(idx[shard], frame_idx[shard])
         return {"loss": model(**batch).loss}
 
     _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", step_loss,
@@ -159,8 +168,8 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
     tau = s["tau"]
 
-    def step_loss(idx: Any, rng: Any, step: int) -> dict[str, torch.Tensor]:
-        batch = train_b.batch(idx, None, features=True, frames=need_frames)
+    def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
+        batch = train_b.batch(idx[shard], None, features=True, frames=need_frames)
         out = model(**batch, tau=tau_at(step, tau["start"], tau["end"], tau["steps"]), distill_weight=s["distill_weight"])
         return {"loss": out.loss}
 

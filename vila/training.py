@@ -57,7 +57,44 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0])
 
 
-StepFn = Callable[[np.ndarray, np.random.Generator, int], dict[str, torch.Tensor]]
+StepFn = Callable[[np.ndarray, np.random.Generator, int, slice], dict[str, torch.Tensor]]
+
+
+# ---- distributed (torchrun): one code path, world size 1 without torchrun ----
+def setup_distributed() -> tuple[int, int]:
+    """Join the torchrun process group when launched by torchrun; (rank, world size)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return rank_and_world()
+
+
+def rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return rank_and_world()[0] == 0
+
+
+def barrier() -> None:
+    if rank_and_world()[1] > 1:
+        torch.distributed.barrier()
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
+    """Sum gradients over ranks (each rank's loss is already scaled by its share of the batch)."""
+    if rank_and_world()[1] == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
 EvalFn = Callable[[], float]
 
 
@@ -79,8 +116,12 @@ def train(
 ) -> dict[str, Any]:
     """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
 
-    step_fn(batch_indices, rng, global_step) -> {"loss": ..., other scalars}; eval_fn() -> val accuracy.
+    step_fn(batch_indices, rng, global_step, shard) -> {"loss": mean loss over batch_indices[shard]};
+    eval_fn() -> val accuracy. Under torchrun each rank computes its shard of every global batch
+    (the frames sampled for the whole batch are drawn first, so they match a single process) and the
+    gradients are summed across ranks; only rank 0 writes checkpoints and logs.
     """
+    rank, world = rank_and_world()
     from dvclive import Live
 
     steps_per_epoch = max(1, math.ceil(n_train / (settings.batch_size * settings.grad_accum)))
@@ -96,7 +137,9 @@ def train(
     resumed = _load_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
     if resumed:
         log.info("%s: resumed from %s at step %d (epoch %d)", desc, checkpoint_dir, state["step"], state["epoch"])
-    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=False) if live_dir else None
+    live = None
+    if live_dir and rank == 0:
+        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=False)
     for rec in state["history"]:  # replay logged history so a resumed run's curves are complete
         _log_live(live, rec)
     started = time.perf_counter()
@@ -107,7 +150,7 @@ def train(
         order = np.random.default_rng([settings.seed, epoch]).permutation(n_train)
         first = state["step"] - epoch * steps_per_epoch
         bar = tqdm(range(first, steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
-                   leave=False, mininterval=2.0)
+                   leave=False, mininterval=2.0, disable=rank != 0)
         losses: list[float] = state.setdefault("epoch_losses", [])
         for local in bar:
             gstep = epoch * steps_per_epoch + local
@@ -119,10 +162,15 @@ def train(
                 if len(idx) == 0:
                     continue
                 rng = np.random.default_rng([settings.seed, epoch, local, micro])
-                out = step_fn(idx, rng, gstep)
-                (out["loss"] / settings.grad_accum).backward()
+                shard = slice(rank, None, world)
+                share = len(idx[shard]) / len(idx)
+                if share == 0:
+                    continue
+                out = step_fn(idx, rng, gstep, shard)
+                (out["loss"] * share / settings.grad_accum).backward()
                 losses.append(float(out["loss"].detach()))
             params = [p for g in param_groups for p in g["params"]]
+            _all_reduce_grads(params)
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             opt.step()
             sched.step()
@@ -131,7 +179,7 @@ def train(
             if state["step"] >= total:
                 done = True
                 break
-            if state["step"] % settings.checkpoint_every == 0:
+            if state["step"] % settings.checkpoint_every == 0 and rank == 0:
                 _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
         model.eval()
         with torch.no_grad():
@@ -153,8 +201,9 @@ def train(
             log.info("%s: early stop after epoch %d (best val %.4f at epoch %d)", desc, epoch + 1,
                      state["best"], state["best_epoch"])
             done = True
-        if not done:
+        if not done and rank == 0:
             _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
+        barrier()
     model.load_state_dict(best_weights, strict=False)
     model.eval()
     if live:
