@@ -162,3 +162,23 @@ def test_score_cli(tmp_path, capsys):
                  "--predictions", str(tmp_path / "pred.json")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["Interaction"] == 1.0 and result["Feasibility"] == 0.0 and result["overall"] == pytest.approx(2 / 3)
+
+
+def test_download_of_a_real_dataset_verifies_and_says_what_is_missing(tmp_path):
+    import numpy as np
+
+    from vila.data.real import prepare_real_dataset
+    from vila.data.video import write_clip
+
+    raw = tmp_path / "data" / "star"
+    with pytest.raises(FileNotFoundError, match=r"STAR_train.json, STAR_val.json.*Charades"):
+        prepare_real_dataset("star", raw, tmp_path / "out")
+    (raw / "annotations").mkdir(parents=True)
+    write_star(raw / "annotations")
+    with pytest.raises(FileNotFoundError, match="no videos of star found"):
+        prepare_real_dataset("star", raw, tmp_path / "out")
+    (raw / "videos").mkdir()
+    write_clip(raw / "videos" / "6H78U.mp4", np.zeros((32, 32, 32, 3), np.uint8))
+    stats = prepare_real_dataset("star", raw, tmp_path / "out")
+    assert stats["questions"] == {"val": 3}
+    assert stats["videos"]["val"] == {"referenced": 2, "present": 1}

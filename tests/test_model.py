@@ -231,3 +231,17 @@ def test_answer_is_restricted_to_the_options_a_question_has(backbone):
     for row, n in zip(logits, [2, 3, 4], strict=True):
         assert torch.isinf(row[n:]).all() and torch.isfinite(row[:n]).all()
     assert np.all(logits.argmax(-1).numpy() < np.array([2, 3, 4]))
+
+
+def test_tokenizer_knows_every_word_of_the_benchmark_and_each_letter(backbone):
+    from vila.data import synthqa
+    from vila.data.prompts import llm_prompt
+    from vila.models.tokenizer import answer_token_ids
+
+    _, tok = backbone
+    prefix, letters = answer_token_ids(tok)
+    assert len(set(letters)) == 5 and tok.unk_token_id not in letters
+    rng = np.random.default_rng(0)
+    for qtype in synthqa.TYPES:
+        item = synthqa.unified_item(synthqa.make_clip(qtype, 0, 32, 3, rng), "x", 0)
+        assert tok.unk_token_id not in tok(llm_prompt(item)).input_ids

@@ -143,3 +143,13 @@ def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
     diffs = {k: float((single[k] - ddp[k]).abs().max()) for k in single}
     assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
     assert m1["best_val_accuracy"] == m2["best_val_accuracy"]
+
+
+def test_report_with_a_missing_variant_says_na(smoke_dag: Path, tmp_path):
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    (project / "results/synthqa/eval/vila_4f_fast.json").unlink()
+    run(["vila", "report"], project)
+    table1 = (project / "reports/table1.html").read_text()
+    row = table1[table1.index("vila_4f_fast"):].split("</tr>")[0]
+    assert row.count("n/a") >= 6
