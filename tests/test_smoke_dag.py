@@ -153,3 +153,30 @@ def test_report_with_a_missing_variant_says_na(smoke_dag: Path, tmp_path):
     table1 = (project / "reports/table1.html").read_text()
     row = table1[table1.index("vila_4f_fast"):].split("</tr>")[0]
     assert row.count("n/a") >= 6
+
+
+def test_augmented_training_runs_the_frozen_vit_on_cropped_frames(smoke_dag: Path, tmp_path, monkeypatch):
+    from transformers import InstructBlipVisionModel
+
+    from vila.config import load_params
+    from vila.train_models import run_student, run_teacher
+
+    calls = {"vit": 0}
+    real_vit = InstructBlipVisionModel.forward
+
+    def counting_vit(self, *a, **k):
+        calls["vit"] += 1
+        return real_vit(self, *a, **k)
+
+    monkeypatch.setattr(InstructBlipVisionModel, "forward", counting_vit)
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    monkeypatch.chdir(project)
+    params = load_params("params.yaml")
+    params["data"]["augment"] = "random_resized_crop"
+    run_teacher(params, 4)
+    assert calls["vit"] >= 1
+    before = calls["vit"]
+    run_student(params, "vila_4f")
+    assert calls["vit"] > before
+    assert json.loads((project / "models/synthqa/vila_4f/metrics.json").read_text())["steps"] == 1

@@ -19,6 +19,7 @@ import torch
 
 from vila.backbone import check_features
 from vila.config import student_settings
+from vila.data.augment import random_resized_crop
 from vila.data.dataset import Batcher, load_split, uniform_indices
 from vila.evaluation import accuracy
 from vila.io import atomic_dir, stable_hash, write_json
@@ -88,12 +89,15 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
         model.config.lora = params["model"]["lora"]
     names = freeze_for_finetuning(model)
     trainable = [p for n, p in model.named_parameters() if n in set(names)]
-    train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
+    augment = params["data"]["augment"] == "random_resized_crop"
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment, frames=augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
 
     def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
         frame_idx = uniform_indices(total, frames, rng, len(idx))  # drawn for the whole global batch
-        batch = train_b.batch(idx[shard], frame_idx[shard])
+        batch = train_b.batch(idx[shard], frame_idx[shard], features=not augment, frames=augment)
+        if augment:  # the frozen ViT runs on the augmented frames inside the model
+            batch["frames"] = random_resized_crop(batch["frames"], rng)
         return {"loss": model(**batch).loss}
 
     _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", step_loss,
@@ -164,12 +168,19 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     prompter = [p for n, p in model.named_parameters() if n in names and n.startswith("prompter.")]
     rest = [p for n, p in model.named_parameters() if n in names and not n.startswith("prompter.")]
     need_frames = s["selector_input"] == "patch_embed"
-    train_b = Batcher(tokenizer, load_split(paths, "train", features=True, frames=need_frames))
+    augment = params["data"]["augment"] == "random_resized_crop"
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment, frames=need_frames or augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
     tau = s["tau"]
 
     def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
-        batch = train_b.batch(idx[shard], None, features=True, frames=need_frames)
+        batch = train_b.batch(idx[shard], None, features=not augment, frames=need_frames or augment)
+        if augment:  # frozen ViT on the augmented frames, every step (no feature cache)
+            batch["frames"] = random_resized_crop(batch["frames"], rng)
+            with torch.no_grad():
+                batch["vit_tokens"] = model.encode_frames(batch["frames"])
+            if not need_frames:
+                del batch["frames"]
         out = model(**batch, tau=tau_at(step, tau["start"], tau["end"], tau["steps"]), distill_weight=s["distill_weight"])
         return {"loss": out.loss}
 
