@@ -6,6 +6,7 @@ rule evaluate_teacher:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/uniform_{{frames}}f.json",
+    threads: workflow.cores
     params:
         values=stage_params("evaluate_teacher"),
     shell:
@@ -21,6 +22,7 @@ rule evaluate_student:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/{{variant}}.json",
+    threads: workflow.cores
     params:
         values=stage_params("evaluate_student"),
     shell:
@@ -34,6 +36,7 @@ rule speed:
         f"work/{DATASET}/frames",
     output:
         f"results/{DATASET}/speed.json",
+    threads: workflow.cores
     params:
         values=stage_params("speed"),
     shell:

@@ -1,3 +1,4 @@
+# Torch jobs take every core Snakemake has (it sets OMP_NUM_THREADS to `threads`).
 rule backbone:
     input:
         code("backbone.py", "models/modeling.py", "models/presets.py", "models/tokenizer.py"),
@@ -5,6 +6,7 @@ rule backbone:
     output:
         directory(f"models/{DATASET}/backbone"),
         directory(f"work/{DATASET}/features"),
+    threads: workflow.cores
     params:
         values=stage_params("backbone"),
     resources:
@@ -21,6 +23,7 @@ rule teacher:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/uniform_{{frames}}f"),
+    threads: workflow.cores
     params:
         values=lambda wc: stage_params("teacher", frames=wc.frames),
     resources:
@@ -36,6 +39,7 @@ rule reweight:
         f"models/{DATASET}/uniform_32f",
     output:
         directory(f"models/{DATASET}/vila_init"),
+    threads: workflow.cores
     params:
         values=stage_params("reweight"),
     shell:
@@ -50,6 +54,7 @@ rule student:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/{{variant}}"),
+    threads: workflow.cores
     params:
         values=lambda wc: stage_params("student", variant=wc.variant),
     resources:
