@@ -35,11 +35,15 @@ data: $(STAMP)
 	  else echo "data.dvc tracks data that is not in your DVC cache: add the team remote (dvc remote add -d ...) and run dvc pull" >&2; exit 1; fi; \
 	fi
 
+# After Snakemake has built the outputs, `dvc commit` records them in dvc.lock (same commands, deps and
+# params, see tests/test_pipeline.py), so `dvc status` and `dvc repro` agree that nothing is stale.
 reproduce: data
 	$(BIN)/snakemake --profile workflow/profiles/local reproduce_table1
+	$(BIN)/dvc commit --force --quiet
 
 reproduce-all: data
 	$(BIN)/snakemake --profile workflow/profiles/local all
+	$(BIN)/dvc commit --force --quiet
 
 test: data
 	$(BIN)/ruff check vila tests
