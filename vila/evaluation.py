@@ -45,13 +45,26 @@ def accuracy(model: Any, batcher: Batcher, batch_size: int) -> float:
     return float((preds == batcher.labels.numpy()).mean())
 
 
+def interleave_types(qids: list[str], qtype: dict[str, str]) -> list[str]:
+    """qids round-robin over question types (qid order within a type), so any prefix mixes the types."""
+    rank: dict[str, int] = {}
+    order = []
+    for q in sorted(qids):
+        t = str(qtype.get(q, ""))
+        order.append((rank.setdefault(t, 0), t, q))
+        rank[t] += 1
+    return [q for _, _, q in sorted(order)]
+
+
 def selection_summary(items: list[dict[str, Any]], chosen: np.ndarray, sample: int) -> dict[str, Any] | None:
     if not items or "keyframes" not in items[0]:
         return None
     from vila.data.synthqa import keyframe_recall
 
     recall = [keyframe_recall(it["keyframes"], c.tolist()) for it, c in zip(items, chosen, strict=True)]
-    picked = sorted(range(len(items)), key=lambda i: items[i]["qid"])[:sample]
+    by_qid = {it["qid"]: i for i, it in enumerate(items)}
+    picked = [by_qid[q] for q in interleave_types([it["qid"] for it in items], {it["qid"]: it.get("type", "") for it in items})]
+    picked = picked[:sample]
     return {
         "keyframe_recall": float(np.mean(recall)),
         "chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked},

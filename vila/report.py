@@ -199,7 +199,10 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     index = json.loads((paths.frames_dir / f"{params['evaluate']['split']}.index.json").read_text())
     frames = np.load(paths.frames_dir / f"{params['evaluate']['split']}.npy", mmap_mode="r")
     uniform = (evals.get("uniform_4f") or {}).get("selection", {}).get("chosen", {})
-    qids = [q for q in sorted(chosen) if q in items][: params["report"]["selection_examples"]]
+    from vila.evaluation import interleave_types
+
+    known = [q for q in chosen if q in items]
+    qids = interleave_types(known, {q: items[q].get("type", "") for q in known})[: params["report"]["selection_examples"]]
     t = frames.shape[1]
     fig, axes = plt.subplots(len(qids), 1, figsize=(12, 1.15 * len(qids) + 0.4), squeeze=False)
     for ax, qid in zip(axes[:, 0], qids, strict=True):
