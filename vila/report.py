@@ -311,7 +311,7 @@ def render_html(notebook: Any, title: str, footer: str) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+                            exclude_output_prompt=True, anchor_link_text="")
     body, _ = exporter.from_notebook_node(notebook)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{body}{footer}</body></html>\n")
