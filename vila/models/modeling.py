@@ -282,7 +282,7 @@ class ViLAModel(PreTrainedModel):
         self,
         vit_tokens: torch.Tensor,
         qformer_ids: torch.Tensor,
-        qformer_mask: torch.Tensor,
+        qformer_mask: torch.Tensor | None,
         branch: nn.Module | None = None,
     ) -> torch.Tensor:
         """ViT tokens [B, F, N, Dv] -> projected LLM-input tokens [B, F*Q, Dt] (Q-Former once per frame)."""
@@ -294,7 +294,7 @@ class ViLAModel(PreTrainedModel):
         self,
         vit_tokens: torch.Tensor,
         qformer_ids: torch.Tensor,
-        qformer_mask: torch.Tensor,
+        qformer_mask: torch.Tensor | None,
         branch: nn.Module | None = None,
     ) -> torch.Tensor:
         """ViT tokens [B, F, N, Dv] -> Q-Former query outputs [B, F, Q, Dq]."""
