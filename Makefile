@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install reproduce reproduce-all test lint data clean
+.PHONY: install reproduce reproduce-all test test-remote lint data clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -49,6 +49,11 @@ test: data
 	$(BIN)/ruff check vila tests
 	$(BIN)/vila pipeline --check
 	$(BIN)/python -m pytest -q
+
+# Opt-in: a DVC push/clone/pull round trip against an S3-compatible server (moto) on loopback.
+test-remote: data
+	$(BIN)/pip install --quiet -e ".[dev,s3]"
+	$(BIN)/python -m pytest -q -m remote tests/test_remote.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check vila tests
