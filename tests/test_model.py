@@ -249,3 +249,16 @@ def test_tokenizer_knows_every_word_of_the_benchmark_and_each_letter(backbone):
     for qtype in synthqa.TYPES:
         item = synthqa.unified_item(synthqa.make_clip(qtype, 0, 32, 3, rng), "x", 0)
         assert tok.unk_token_id not in tok(llm_prompt(item)).input_ids
+
+
+def test_full_size_latency_without_a_gpu_stops_cleanly(tmp_path):
+    import subprocess
+    import sys
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the no-GPU path")
+    out = subprocess.run([sys.executable, "-m", "vila.cli", "speed-full", "--out", str(tmp_path / "s.json")],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 3
+    assert "no CUDA device" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "s.json").exists()

@@ -82,6 +82,18 @@ def cmd_score(args: argparse.Namespace) -> None:
     _call("vila.data.metrics:score_cli", args.dataset, args.annotations, args.predictions)
 
 
+def cmd_speed_full(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from vila.speed_fullsize import NoGPU, run
+
+    try:
+        run(args.batch_sizes, args.repeats, args.warmup, Path(args.out))
+    except NoGPU as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(3) from None
+
+
 def cmd_pipeline(args: argparse.Namespace) -> None:
     _call("vila.pipeline:write_dvc_yaml", args.params, args.check)
 
@@ -111,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", required=True, help="unified-format JSON list")
     p.add_argument("--predictions", required=True, help="JSON object qid -> predicted option index")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("speed-full", help="full-size (Flan-T5-XL) latency with random weights on a CUDA GPU")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--out", default="results/fullsize/speed.json")
+    p.set_defaults(func=cmd_speed_full)
     p = sub.add_parser("pipeline", help="write dvc.yaml from the stage list (vila/pipeline.py)")
     p.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the stage list")
     p.set_defaults(func=cmd_pipeline)

@@ -1,0 +1,93 @@
+"""Full-size latency (InstructBLIP Flan-T5-XL sizes, random weights) of uniform_32f, vila_4f and
+vila_4f_fast on a CUDA GPU, in the speed.json contract. Random weights are fine for timing: latency does
+not depend on the values. Without a GPU it says so and stops, writing nothing.
+
+    vila speed-full --out results/fullsize/speed.json
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vila.io import write_json
+
+log = logging.getLogger(__name__)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "uniform_32f": {"frames": 32, "selector": None},
+    "vila_4f": {"frames": 4, "selector": "segment"},
+    "vila_4f_fast": {"frames": 4, "selector": "segment", "selector_input": "patch_embed"},
+}
+TIMED = ("random uint8 frames (32 x 224 x 224) + random token ids (48 prompt, 16 question) on the GPU -> answer "
+         "letter; bf16 autocast, fp32 weights, CUDA-synchronised")
+
+
+class NoGPU(RuntimeError):
+    pass
+
+
+def _call(model: Any, bs: int, spec: dict[str, Any], device: Any) -> Any:
+    """One timed call: random inputs of the full-size shapes, bf16 autocast, synchronised."""
+    import torch
+
+    g = torch.Generator(device="cpu").manual_seed(0)
+    frames = torch.randint(0, 256, (bs, 32, 224, 224, 3), dtype=torch.uint8, generator=g).to(device)
+    if spec["selector"] is None:
+        frames = frames[:, :: 32 // spec["frames"]]
+    ids = torch.randint(5, 1000, (bs, 48), generator=g).to(device)
+    qids = torch.randint(5, 1000, (bs, 16), generator=g).to(device)
+    nopt = torch.full((bs,), 4, device=device)
+
+    def call() -> None:
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            model(qids, torch.ones_like(qids), ids, torch.ones_like(ids), nopt, frames=frames)
+        torch.cuda.synchronize()
+
+    return call
+
+
+def run(batch_sizes: list[int], repeats: int, warmup: int, out: Path) -> dict[str, Any]:
+    import torch
+
+    from vila.models.flops import flops_table
+    from vila.models.modeling import ViLAConfig, ViLAModel
+    from vila.models.presets import backbone_config
+    from vila.speed import time_call
+
+    if not torch.cuda.is_available():
+        raise NoGPU("vila speed-full: no CUDA device here; the full-size latency needs a GPU (about 20 GB of memory "
+                    "for one fp32 Flan-T5-XL model). Nothing was written.")
+    device = torch.device("cuda")
+    base = ViLAConfig(backbone=backbone_config("flant5xl").to_dict(), frames=4, sampled_frames=32,
+                      answer_prefix_ids=[3], letter_ids=[71, 272, 205, 309, 262])
+    latency: dict[str, dict[str, dict[str, float]]] = {}
+    memory: dict[str, float] = {}
+    for name, spec in VARIANTS.items():
+        cfg = ViLAConfig(**{**base.to_dict(), "selector_input": "vit", **spec})
+        with torch.device(device):
+            model = ViLAModel(cfg).eval()
+        latency[name] = {}
+        for bs in batch_sizes:
+            torch.cuda.reset_peak_memory_stats()
+            times = time_call(_call(model, bs, spec, device), warmup, repeats)
+            latency[name][str(bs)] = {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+            memory[f"{name}@{bs}"] = torch.cuda.max_memory_allocated() / 2**20
+        del model
+        torch.cuda.empty_cache()
+    largest = str(max(batch_sizes))
+    ref = latency["uniform_32f"][largest]["median"]
+    flops = flops_table(base, VARIANTS, 32, 48, 16, device="meta")
+    result = {
+        "device": torch.cuda.get_device_name(0), "threads": torch.get_num_threads(), "batch_sizes": batch_sizes,
+        "repeats": repeats, "warmup": warmup, "timed": TIMED, "latency_ms": latency,
+        "flops": {"flant5xl": {n: t["total"] for n, t in flops.items()}}, "peak_memory_mb": memory,
+        "speedup": {f"{n}_vs_uniform_32f": ref / latency[n][largest]["median"] for n in VARIANTS if n != "uniform_32f"},
+    }
+    write_json(out, result)
+    for n in VARIANTS:
+        log.info("full size %-13s batch %s: %.1f ms median (%s)", n, largest, latency[n][largest]["median"], TIMED)
+    return result
