@@ -190,7 +190,13 @@ def test_real_instructblip_loading_path(tmp_path):
     src = InstructBlipForConditionalGeneration(backbone_config("tiny", len(vocab))).eval()
     src.save_pretrained(tmp_path / "ib")
     build_word_tokenizer(vocab).save_pretrained(tmp_path / "ib")
-    model, _ = load_instructblip(str(tmp_path / "ib"), "tiny")
+    qvocab = list(reversed(vocab[3:])) + vocab[:3]  # a different vocabulary, as BERT's differs from T5's
+    build_word_tokenizer(qvocab).save_pretrained(tmp_path / "ib" / "qformer_tokenizer")
+    model, tok = load_instructblip(str(tmp_path / "ib"), "tiny")
+    assert tok.qformer_tokenizer("red").input_ids != tok("red").input_ids
+    save_model(model, tok, tmp_path / "saved")
+    _, reloaded = load_model(tmp_path / "saved")
+    assert reloaded.qformer_tokenizer("red").input_ids == tok.qformer_tokenizer("red").input_ids
     for name in ("vision_model", "qformer", "language_projection", "language_model"):
         for k, v in getattr(src, name).state_dict().items():
             assert torch.equal(getattr(model, name).state_dict()[k], v), f"{name}.{k}"

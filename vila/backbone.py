@@ -66,8 +66,10 @@ def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]
     for name in ("vision_model", "qformer", "language_projection", "language_model"):
         getattr(model, name).load_state_dict(getattr(src, name).state_dict())
     model.query_tokens.data.copy_(src.query_tokens.data)
-    if (path / "qformer_tokenizer").exists():
-        log.info("note: the checkpoint's Q-Former tokenizer is in %s/qformer_tokenizer", path)
+    if (path / "qformer_tokenizer").exists():  # the Q-Former reads the instruction with its own tokenizer
+        tokenizer.qformer_tokenizer = AutoTokenizer.from_pretrained(path / "qformer_tokenizer", local_files_only=True)
+    else:
+        log.warning("%s has no qformer_tokenizer/: the Q-Former will read ids of the language model's tokenizer", path)
     return model, tokenizer
 
 

@@ -59,7 +59,9 @@ class Batcher:
 
     def __init__(self, tokenizer: Any, qa: QASplit) -> None:
         self.qa = qa
-        q = tokenizer([qformer_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
+        # InstructBLIP's Q-Former has its own (BERT) tokenizer; the embedded model shares one
+        qformer_tokenizer = getattr(tokenizer, "qformer_tokenizer", tokenizer)
+        q = qformer_tokenizer([qformer_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
         p = tokenizer([llm_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
         self.qformer_ids, self.qformer_mask = q.input_ids, q.attention_mask
         self.input_ids, self.attention_mask = p.input_ids, p.attention_mask

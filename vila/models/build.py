@@ -18,6 +18,9 @@ FROZEN_PREFIXES = ("vision_model.", "language_model.", "teacher.")
 def save_model(model: ViLAModel, tokenizer: Any, out: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out / "tokenizer")  # apart from config.json, which Auto* would misread
+    qformer_tokenizer = getattr(tokenizer, "qformer_tokenizer", None)  # real InstructBLIP: a BERT tokenizer
+    if qformer_tokenizer is not None:
+        qformer_tokenizer.save_pretrained(out / "qformer_tokenizer")
 
 
 def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
@@ -42,7 +45,10 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     missing = [k for k in missing if k not in tied]
     if missing or unexpected:
         raise ValueError(f"{path}: checkpoint does not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return model.eval(), load_tokenizer(path / "tokenizer")
+    tokenizer = load_tokenizer(path / "tokenizer")
+    if (path / "qformer_tokenizer").exists():
+        tokenizer.qformer_tokenizer = load_tokenizer(path / "qformer_tokenizer")
+    return model.eval(), tokenizer
 
 
 def _tied_names(model: torch.nn.Module) -> set[str]:
