@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 STAR_TYPES = ("Interaction", "Sequence", "Prediction", "Feasibility")
@@ -86,9 +85,3 @@ def score_cli(dataset: str, annotations: str, predictions: str) -> None:
         raise ValueError(f"{predictions}: expected a JSON object mapping qid -> option index")
     json.dump(score(dataset, items, preds), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
-
-
-def write_predictions(path: Path, predictions: Mapping[str, int]) -> None:
-    from vila.io import write_json
-
-    write_json(path, dict(predictions))

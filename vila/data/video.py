@@ -35,11 +35,6 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
             container.mux(packet)
 
 
-def frame_count_and_fps(path: str | Path) -> tuple[int, float]:
-    reader = _open(path)
-    return len(reader), float(reader.get_avg_fps())
-
-
 def _open(path: str | Path):
     import decord
 

@@ -82,7 +82,3 @@ def freeze_for_finetuning(model: ViLAModel) -> list[str]:
         if not frozen:
             trainable.append(name)
     return trainable
-
-
-def set_threads(n: int | None = None) -> None:
-    torch.set_num_threads(n or torch.get_num_threads())
