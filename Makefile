@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install reproduce reproduce-all test test-remote lint data clean
+.PHONY: install reproduce reproduce-all test test-remote test-slurm lint data clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -54,6 +54,12 @@ test: data
 test-remote: data
 	$(BIN)/pip install --quiet -e ".[dev,s3]"
 	$(BIN)/python -m pytest -q -m remote tests/test_remote.py
+
+# Opt-in, as root: a one-node SLURM cluster on loopback, then the smoke DAG through workflow/profiles/slurm.
+test-slurm: data
+	$(BIN)/pip install --quiet -e ".[dev,slurm]"
+	tests/slurm/start-cluster.sh
+	$(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check vila tests

@@ -42,3 +42,21 @@ def test_bad_video_skip_is_counted_and_listed(dataset):
 
     qa = load_split(Paths.from_params(dataset), "train", frames=True)
     assert len(qa) == 11 and all(it["video"] != "train_00003" for it in qa.items)
+
+
+def test_decoding_in_worker_processes_gives_the_same_cache(dataset, tmp_path):
+    """data.workers decodes clips in DataLoader workers: same bytes, same index, same skip list."""
+    dataset["data"]["on_bad_video"] = "skip"
+    frames = Paths.from_params(dataset).frames_dir
+    caches = {}
+    for workers in (0, 2):
+        dataset["data"]["workers"] = workers
+        preprocess.run(dataset)
+        caches[workers] = {p.name: p.read_bytes() for p in sorted(frames.iterdir())}
+    assert caches[0] == caches[2]
+
+
+def test_bad_video_in_a_worker_is_still_an_error_naming_it(dataset):
+    dataset["data"]["workers"] = 2
+    with pytest.raises(VideoError, match=r"train_00003\.mp4.*data\.on_bad_video"):
+        preprocess.run(dataset)

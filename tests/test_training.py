@@ -22,24 +22,29 @@ def settings(**kw):
     return TrainSettings(**{**base, **kw})
 
 
-def fit(ckpt, kill_at=None, **kw):
+def load(idx, rng, shard):
+    """Data only (runs in DataLoader workers when workers > 0): inputs with data noise, and labels."""
+    idx = idx[shard]
+    return X[idx] + torch.from_numpy(rng.normal(size=(len(idx), 8))).float() * 0.01, Y[idx]
+
+
+def fit(ckpt, kill_at=None, workers=0, **kw):
     torch.manual_seed(0)
     model = torch.nn.Linear(8, 2)
     seen = []
 
-    def step(idx, rng, gstep, shard):
-        idx = idx[shard]
+    def loss(batch, gstep):
         if kill_at is not None and gstep == kill_at and not seen:
             seen.append(gstep)
             raise Killed
-        noise = torch.randn(len(idx), 8) * 0.01 + torch.from_numpy(rng.normal(size=(len(idx), 8))).float() * 0.01
-        return {"loss": torch.nn.functional.cross_entropy(model(X[idx] + noise), Y[idx])}
+        x, y = batch
+        return torch.nn.functional.cross_entropy(model(x + torch.randn(len(x), 8) * 0.01), y)
 
     def evaluate():
         return float((model(X).argmax(-1) == Y).float().mean())
 
-    metrics = train(model, [{"params": list(model.parameters())}], len(X), step, evaluate, settings(**kw), ckpt,
-                    None, "test")
+    metrics = train(model, [{"params": list(model.parameters())}], len(X), load, loss, evaluate, settings(**kw),
+                    ckpt, None, "test", workers=workers)
     return model, metrics
 
 
@@ -66,6 +71,14 @@ def test_same_seed_same_weights(tmp_path):
     a, _ = fit(tmp_path / "a")
     b, _ = fit(tmp_path / "b")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_dataloader_workers_load_the_same_batches(tmp_path):
+    """Loading steps ahead in 2 worker processes changes nothing: same weights, same losses."""
+    a, ma = fit(tmp_path / "a", workers=0)
+    b, mb = fit(tmp_path / "b", workers=2)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    assert ma["history"] == mb["history"]
 
 
 def test_early_stopping_and_max_steps(tmp_path):

@@ -135,8 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def processes_per_node() -> int:
+    """Training processes to launch: `VILA_NPROC_PER_NODE`, else the GPUs SLURM gave this job, else 1."""
+    value = os.environ.get("VILA_NPROC_PER_NODE") or os.environ.get("SLURM_GPUS_ON_NODE") or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"vila: VILA_NPROC_PER_NODE/SLURM_GPUS_ON_NODE must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.command == "train" and "LOCAL_RANK" not in os.environ and (nproc := processes_per_node()) > 1:
+        # One process per GPU the scheduler allotted: the same command under torchrun, so Snakemake and DVC
+        # keep one command line whatever the node size.
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        os.execv(sys.executable, [*torchrun, "-m", "vila.cli", *argv])
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vila.backbone import check_features
@@ -26,7 +27,7 @@ from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import TrainSettings, barrier, rank_and_world, train
+from vila.training import LoadFn, LossFn, TrainSettings, barrier, rank_and_world, train
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,14 @@ def tau_at(step: int, start: float, end: float, steps: int) -> float:
 
 def _fit_and_save(
     model: ViLAModel, tokenizer: Any, params: dict[str, Any], section: dict[str, Any], name: str,
-    step_loss: Any, param_groups: list[dict[str, Any]], train_batcher: Batcher, val_batcher: Batcher,
+    load_and_loss: tuple[LoadFn, LossFn], param_groups: list[dict[str, Any]], train_batcher: Batcher,
+    val_batcher: Batcher,
 ) -> None:
     paths = Paths.from_params(params)
     settings = TrainSettings.from_params(section, params["seed"])
     # Resumable state is keyed by everything that defines this run, so a stale checkpoint is never reused.
-    run_key = stable_hash({"name": name, "section": section, "seed": params["seed"], "data": params["data"],
+    data = {k: v for k, v in params["data"].items() if k != "workers"}  # workers never change results
+    run_key = stable_hash({"name": name, "section": section, "seed": params["seed"], "data": data,
                            "model": params["model"], "config": model.config.to_dict()})
     ckpt = paths.checkpoints(f"{name}-{run_key}")
     started = time.perf_counter()
@@ -52,9 +55,9 @@ def _fit_and_save(
     staging = atomic_dir(paths.model(name)) if rank == 0 else contextlib.nullcontext(None)
     with staging as out:
         metrics = train(
-            model, param_groups, len(train_batcher.qa), step_loss,
+            model, param_groups, len(train_batcher.qa), *load_and_loss,
             lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"]),
-            settings, ckpt, out / "dvclive" if out else None, desc=name,
+            settings, ckpt, out / "dvclive" if out else None, desc=name, workers=params["data"]["workers"],
         )
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["trainable_parameters"] = sum(p.numel() for g in param_groups for p in g["params"])
@@ -93,14 +96,17 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
     train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment, frames=augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
 
-    def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
+    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> dict[str, torch.Tensor]:
         frame_idx = uniform_indices(total, frames, rng, len(idx))  # drawn for the whole global batch
         batch = train_b.batch(idx[shard], frame_idx[shard], features=not augment, frames=augment)
         if augment:  # the frozen ViT runs on the augmented frames inside the model
             batch["frames"] = random_resized_crop(batch["frames"], rng)
-        return {"loss": model(**batch).loss}
+        return batch
 
-    _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", step_loss,
+    def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        return model(**batch).loss
+
+    _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", (load, loss),
                   [{"params": trainable}], train_b, val_b)
 
 
@@ -173,19 +179,23 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
     tau = s["tau"]
 
-    def step_loss(idx: Any, rng: Any, step: int, shard: slice) -> dict[str, torch.Tensor]:
+    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> dict[str, torch.Tensor]:
         batch = train_b.batch(idx[shard], None, features=not augment, frames=need_frames or augment)
-        if augment:  # frozen ViT on the augmented frames, every step (no feature cache)
+        if augment:
             batch["frames"] = random_resized_crop(batch["frames"], rng)
+        return batch
+
+    def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        if augment:  # frozen ViT on the augmented frames, every step (no feature cache)
             with torch.no_grad():
                 batch["vit_tokens"] = model.encode_frames(batch["frames"])
             if not need_frames:
                 del batch["frames"]
-        out = model(**batch, tau=tau_at(step, tau["start"], tau["end"], tau["steps"]), distill_weight=s["distill_weight"])
-        return {"loss": out.loss}
+        tau_now = tau_at(step, tau["start"], tau["end"], tau["steps"])
+        return model(**batch, tau=tau_now, distill_weight=s["distill_weight"]).loss
 
     groups = [{"params": rest}, {"params": prompter, "lr": s["prompter_lr"]}]
     section = {**params["train"]["student"], **params["variants"][variant]}
     if math.isclose(s["distill_weight"], 0.0):
         log.info("%s: no distillation (distill_weight 0)", variant)
-    _fit_and_save(model, tokenizer, params, section, variant, step_loss, groups, train_b, val_b)
+    _fit_and_save(model, tokenizer, params, section, variant, (load, loss), groups, train_b, val_b)

@@ -57,7 +57,50 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0])
 
 
-StepFn = Callable[[np.ndarray, np.random.Generator, int, slice], dict[str, torch.Tensor]]
+# load_fn(batch_indices, rng, shard) -> this rank's batch: data only (reads caches, samples frames, augments),
+# so it can run in DataLoader workers; loss_fn(batch, global_step) -> mean loss, in the main process.
+LoadFn = Callable[[np.ndarray, np.random.Generator, slice], Any]
+LossFn = Callable[[Any, int], torch.Tensor]
+
+
+class EpochSteps(torch.utils.data.Dataset):
+    """The optimiser steps of one epoch, from `first` on; item k = the micro-batches of step first + k.
+
+    Everything random about the data comes from a generator seeded by (seed, epoch, step, micro), so a
+    step's batch is the same whichever process loads it and whether or not the run was resumed.
+    """
+
+    def __init__(self, order: np.ndarray, first: int, steps: int, settings: TrainSettings, epoch: int,
+                 shard: slice, load_fn: LoadFn) -> None:
+        self.order, self.first, self.steps, self.s, self.epoch = order, first, steps, settings, epoch
+        self.shard, self.load_fn = shard, load_fn
+
+    def __len__(self) -> int:
+        return self.steps - self.first
+
+    def __getitem__(self, k: int) -> list[tuple[float, Any]]:
+        local, s, micro_batches = self.first + k, self.s, []
+        for micro in range(s.grad_accum):
+            start = (local * s.grad_accum + micro) * s.batch_size
+            idx = self.order[start : start + s.batch_size]
+            share = len(idx[self.shard]) / len(idx) if len(idx) else 0.0
+            if share == 0:
+                continue
+            rng = np.random.default_rng([s.seed, self.epoch, local, micro])
+            micro_batches.append((share, self.load_fn(idx, rng, self.shard)))
+        return micro_batches
+
+
+def step_loader(steps: EpochSteps, workers: int) -> torch.utils.data.DataLoader:
+    """Steps in order; with workers > 0 they are loaded ahead (2 per worker), so reading the caches overlaps
+    compute and memory stays bounded by the prefetched steps."""
+    extra = {"prefetch_factor": 2} if workers else {}
+    return torch.utils.data.DataLoader(steps, batch_size=None, shuffle=False, num_workers=workers,
+                                       collate_fn=_as_is, **extra)
+
+
+def _as_is(step: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
+    return step
 
 
 # ---- distributed (torchrun): one code path, world size 1 without torchrun ----
@@ -103,19 +146,21 @@ def train(
     model: torch.nn.Module,
     param_groups: list[dict[str, Any]],
     n_train: int,
-    step_fn: StepFn,
+    load_fn: LoadFn,
+    loss_fn: LossFn,
     eval_fn: EvalFn,
     settings: TrainSettings,
     checkpoint_dir: Path,
     live_dir: Path | None,
     desc: str,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
 
-    step_fn(batch_indices, rng, global_step, shard) -> {"loss": mean loss over batch_indices[shard]};
-    eval_fn() -> val accuracy. Under torchrun each rank computes its shard of every global batch
-    (the frames sampled for the whole batch are drawn first, so they match a single process) and the
-    gradients are summed across ranks; only rank 0 writes checkpoints and logs.
+    load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy. `workers` DataLoader processes load steps
+    ahead (the same batches as workers=0, bit for bit). Under torchrun each rank computes its shard of
+    every global batch (the frames sampled for the whole batch are drawn first, so they match a single
+    process) and the gradients are summed across ranks; only rank 0 writes checkpoints and logs.
     """
     rank, world = rank_and_world()
     from dvclive import Live
@@ -145,26 +190,18 @@ def train(
         epoch = state["epoch"]
         order = np.random.default_rng([settings.seed, epoch]).permutation(n_train)
         first = state["step"] - epoch * steps_per_epoch
-        bar = tqdm(range(first, steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
+        steps = EpochSteps(order, first, steps_per_epoch, settings, epoch, slice(rank, None, world), load_fn)
+        bar = tqdm(step_loader(steps, workers), total=len(steps), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
                    leave=False, mininterval=2.0, disable=rank != 0)
         losses: list[float] = state.setdefault("epoch_losses", [])
-        for local in bar:
+        for local, micro_batches in enumerate(bar, start=first):
             gstep = epoch * steps_per_epoch + local
             torch.manual_seed(step_seed(settings.seed, epoch, local))
             opt.zero_grad(set_to_none=True)
-            for micro in range(settings.grad_accum):
-                start = (local * settings.grad_accum + micro) * settings.batch_size
-                idx = order[start : start + settings.batch_size]
-                if len(idx) == 0:
-                    continue
-                rng = np.random.default_rng([settings.seed, epoch, local, micro])
-                shard = slice(rank, None, world)
-                share = len(idx[shard]) / len(idx)
-                if share == 0:
-                    continue
-                out = step_fn(idx, rng, gstep, shard)
-                (out["loss"] * share / settings.grad_accum).backward()
-                losses.append(float(out["loss"].detach()))
+            for share, batch in micro_batches:
+                loss = loss_fn(batch, gstep)
+                (loss * share / settings.grad_accum).backward()
+                losses.append(float(loss.detach()))
             params = [p for g in param_groups for p in g["params"]]
             _all_reduce_grads(params)
             torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)

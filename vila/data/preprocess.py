@@ -5,6 +5,9 @@ intervals of [start, end]), into uint8 arrays, one per split. Models then sample
 uniform-N evaluation takes the middle grid frame of each of N intervals, training a random grid
 frame per interval. Caching a fixed grid (rather than decoding per epoch) is what makes training
 epochs free of video decoding; the price is that training-time frame jitter is limited to the grid.
+For long real videos the grid is still `data.frames` frames (the count the models sample from), decoded
+by `data.workers` DataLoader processes, one clip each, while this process writes them in order into the
+memory-mapped cache: memory stays bounded by the clips in flight, whatever the dataset size.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from vila.data.video import VideoError, read_grid
@@ -40,6 +44,29 @@ def frame_size(params: dict[str, Any]) -> int:
     return PRESETS[params["model"]["preset"]]["vision_config"]["image_size"]
 
 
+class Clips(torch.utils.data.Dataset):
+    """Decoded grid of each clip, or the reason it could not be decoded (handled by the caller)."""
+
+    def __init__(self, paths: Paths, dataset: str, spans: dict[str, tuple[Any, Any]], count: int, size: int) -> None:
+        self.paths, self.dataset, self.spans, self.count, self.size = paths, dataset, spans, count, size
+        self.videos = sorted(spans)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray | str]:
+        video = self.videos[i]
+        try:
+            path = video_path(self.paths, self.dataset, video)
+            return video, read_grid(path, self.count, *self.spans[video], size=self.size)
+        except VideoError as e:
+            return video, str(e)
+
+
+def _as_is(item: tuple[str, np.ndarray | str]) -> tuple[str, np.ndarray | str]:
+    return item
+
+
 def run(params: dict[str, Any]) -> None:
     paths = Paths.from_params(params)
     count, size = params["data"]["frames"], frame_size(params)
@@ -55,19 +82,21 @@ def run(params: dict[str, Any]) -> None:
             spans: dict[str, tuple[float | None, float | None]] = {}
             for it in items:  # one clip per video+span; questions on the same clip share it
                 spans.setdefault(it["video"], (it.get("start"), it.get("end")))
-            videos = sorted(spans)
+            clips = Clips(paths, params["dataset"], spans, count, size)
             cache = np.lib.format.open_memmap(
-                out / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(videos), count, size, size, 3)
+                out / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(clips), count, size, size, 3)
             )
             index, bad = {}, {}
-            for video in tqdm(videos, desc=f"preprocess {split}: decoding", mininterval=2.0):
-                try:
-                    frames = read_grid(video_path(paths, params["dataset"], video), count, *spans[video], size=size)
-                except VideoError as e:
+            workers = params["data"]["workers"]
+            loader = torch.utils.data.DataLoader(clips, batch_size=None, num_workers=workers, collate_fn=_as_is,
+                                                 prefetch_factor=2 if workers else None)
+            for video, frames in tqdm(loader, total=len(clips), desc=f"preprocess {split}: decoding",
+                                      mininterval=2.0):
+                if isinstance(frames, str):
                     if on_bad == "error":
-                        raise VideoError(f"{e} (question video '{video}' in {ann}; set data.on_bad_video: skip "
-                                         "to skip such videos, counted and listed in skipped.json)") from None
-                    bad[video] = str(e)
+                        raise VideoError(f"{frames} (question video '{video}' in {ann}; set data.on_bad_video: "
+                                         "skip to skip such videos, counted and listed in skipped.json)")
+                    bad[video] = frames
                     continue
                 cache[len(index)] = frames
                 index[video] = len(index)

@@ -1,5 +1,7 @@
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from vila.config import ParamsError, lookup
 from vila.config import validate as validate_params
 from vila.pipeline import STAGES
@@ -24,6 +26,14 @@ def stage_params(stage, **wildcards):
     """Values of the params keys a stage reads (vila/pipeline.py): Snakemake reruns a job when they change."""
     keys = next(s.params for s in STAGES if s.name == stage)
     return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
+
+
+def all_cores():
+    """Threads of a torch job: every core a local run has; on a cluster (no --cores) 8, or the profile's set-threads."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 8
 
 
 def code(*files):

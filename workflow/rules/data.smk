@@ -6,6 +6,9 @@ rule download:
         directory(f"work/{DATASET}/dataset"),
     params:
         values=stage_params("download"),
+    resources:
+        mem_mb=8000,
+        runtime=240,
     shell:
         "vila download"
 
@@ -18,5 +21,8 @@ rule preprocess:
         directory(f"work/{DATASET}/frames"),
     params:
         values=stage_params("preprocess"),
+    resources:
+        mem_mb=8000,
+        runtime=240,
     shell:
         "vila preprocess"

@@ -6,9 +6,13 @@ rule evaluate_teacher:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/uniform_{{frames}}f.json",
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=stage_params("evaluate_teacher"),
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=120,
     shell:
         "vila evaluate --variant uniform_{wildcards.frames}f"
 
@@ -22,9 +26,13 @@ rule evaluate_student:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/{{variant}}.json",
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=stage_params("evaluate_student"),
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=120,
     shell:
         "vila evaluate --variant {wildcards.variant}"
 
@@ -36,8 +44,11 @@ rule speed:
         f"work/{DATASET}/frames",
     output:
         f"results/{DATASET}/speed.json",
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=stage_params("speed"),
+    resources:
+        mem_mb=16000,
+        runtime=60,
     shell:
         "vila speed"

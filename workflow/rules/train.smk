@@ -1,4 +1,6 @@
-# Torch jobs take every core Snakemake has (it sets OMP_NUM_THREADS to `threads`).
+# Torch jobs take every core Snakemake has (it sets OMP_NUM_THREADS to `threads`). Resources are sized for
+# the full-size (Flan-T5-XL) run on a cluster; `gpu` also serialises torch jobs locally (profiles/local).
+# A training job launches one process per GPU SLURM gives it (vila/cli.py: torchrun).
 rule backbone:
     input:
         code("backbone.py", "models/modeling.py", "models/presets.py", "models/tokenizer.py"),
@@ -6,11 +8,13 @@ rule backbone:
     output:
         directory(f"models/{DATASET}/backbone"),
         directory(f"work/{DATASET}/features"),
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=stage_params("backbone"),
     resources:
         gpu=1,
+        mem_mb=32000,
+        runtime=240,
     shell:
         "vila backbone"
 
@@ -23,11 +27,13 @@ rule teacher:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/uniform_{{frames}}f"),
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=lambda wc: stage_params("teacher", frames=wc.frames),
     resources:
         gpu=1,
+        mem_mb=64000,
+        runtime=720,
     shell:
         "vila train teacher --frames {wildcards.frames}"
 
@@ -39,9 +45,12 @@ rule reweight:
         f"models/{DATASET}/uniform_32f",
     output:
         directory(f"models/{DATASET}/vila_init"),
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=stage_params("reweight"),
+    resources:
+        mem_mb=16000,
+        runtime=30,
     shell:
         "vila reweight"
 
@@ -54,10 +63,12 @@ rule student:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/{{variant}}"),
-    threads: workflow.cores
+    threads: all_cores()
     params:
         values=lambda wc: stage_params("student", variant=wc.variant),
     resources:
         gpu=1,
+        mem_mb=64000,
+        runtime=720,
     shell:
         "vila train student --variant {wildcards.variant}"
