@@ -45,7 +45,7 @@ def component_flops(model: ViLAModel, question_tokens: int = 16) -> dict[str, in
                                       config.frames, "segment", "text")
         flops = {
             "vit_frame": _count(lambda: model.vision_model(pixel_values=pixels)),
-            "patch_embed_frame": _count(lambda: model.vision_model.embeddings(pixels)),
+            "patch_embed_frame": _count(lambda: model.vision_model.embeddings.patch_embedding(pixels)),
             "qformer_frame": _count(lambda: model.qformer_tokens(vit_tokens, qids, None)),
             "prompter_frame": _count(lambda: prompter_text.scores(vit_tokens, torch.zeros(1, bb.qformer_config.hidden_size))),
         }
