@@ -25,6 +25,7 @@ from vila.io import atomic_dir, read_json, sha256_file, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.paths import Paths
+from vila.training import autocast, device
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -166,13 +167,15 @@ def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: s
             continue
         frames = np.load(src, mmap_mode="r")
         n, t = frames.shape[:2]
+        dev = next(model.parameters()).device
         vc = model.config.backbone_config.vision_config
         tokens = (vc.image_size // vc.patch_size) ** 2 + 1
         cache = np.lib.format.open_memmap(out / f"{split}.npy", mode="w+", dtype=np.float16,
                                           shape=(n, t, tokens, vc.hidden_size))
         for i in tqdm(range(0, n, batch), desc=f"backbone: ViT features {split}", mininterval=2.0):
-            clip = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch]))
-            cache[i : i + batch] = model.encode_frames(clip).to(torch.float16).numpy()
+            clip = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(dev)
+            with autocast(dev):
+                cache[i : i + batch] = model.encode_frames(clip).to(torch.float16).cpu().numpy()
         cache.flush()
         del cache
     write_json(out / "meta.json", {"backbone_sha256": backbone_hash, "dtype": "float16"})
@@ -213,5 +216,5 @@ def run(params: dict[str, Any]) -> None:
         write_json(tmp / "metrics.json", metrics)
     digest = backbone_hash(model_dir)
     with atomic_dir(paths.features_dir) as tmp:
-        extract_features(model, paths, tmp, digest)
+        extract_features(model.to(device()), paths, tmp, digest)
     log.info("backbone: done in %.1f s (%s)", time.perf_counter() - started, metrics)

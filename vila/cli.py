@@ -88,7 +88,7 @@ def cmd_speed_full(args: argparse.Namespace) -> None:
     from vila.speed_fullsize import NoGPU, run
 
     try:
-        run(args.batch_sizes, args.repeats, args.warmup, Path(args.out))
+        run(args.batch_sizes, args.repeats, args.warmup, Path(args.out), args.train_batch_size)
     except NoGPU as e:
         print(e, file=sys.stderr)
         raise SystemExit(3) from None
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--train-batch-size", type=int, default=8, help="batch of the timed full-size training step")
     p.add_argument("--out", default="results/fullsize/speed.json")
     p.set_defaults(func=cmd_speed_full)
     p = sub.add_parser("pipeline", help="write dvc.yaml from the stage list (vila/pipeline.py)")

@@ -15,6 +15,7 @@ from vila.data.dataset import Batcher, load_split, uniform_indices
 from vila.data.metrics import score
 from vila.io import write_json
 from vila.paths import Paths
+from vila.training import autocast, device, to_device
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict"
     total = cfg.sampled_frames
     uniform = cfg.selector is None
     frames_needed = cfg.selector is not None and cfg.selector_input == "patch_embed"
+    dev = next(model.parameters()).device
     preds, chosen = [], []
     n = len(batcher.qa)
     for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
@@ -34,9 +36,10 @@ def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict"
         frame_idx = uniform_indices(total, cfg.frames, None, len(idx)) if uniform else None
         batch = batcher.batch(idx, frame_idx, features=True, frames=frames_needed)
         batch.pop("labels")
-        out = model(**batch)
-        preds.append(out.letter_logits.argmax(-1).numpy())
-        chosen.append(frame_idx if uniform else out.chosen.numpy())
+        with autocast(dev):
+            out = model(**to_device(batch, dev))
+        preds.append(out.letter_logits.argmax(-1).cpu().numpy())
+        chosen.append(frame_idx if uniform else out.chosen.cpu().numpy())
     return np.concatenate(preds), np.concatenate(chosen)
 
 
@@ -77,6 +80,7 @@ def run(params: dict[str, Any], variant: str) -> None:
     paths = Paths.from_params(params)
     split = params["evaluate"]["split"]
     model, tokenizer = load_model(paths.model(variant))
+    model.to(device())
     frames_needed = model.config.selector is not None and model.config.selector_input == "patch_embed"
     qa = load_split(paths, split, frames=frames_needed, features=True)
     preds, chosen = predict(model, Batcher(tokenizer, qa), params["evaluate"]["batch_size"], desc=f"evaluate {variant}")

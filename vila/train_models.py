@@ -27,9 +27,18 @@ from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import LoadFn, LossFn, TrainSettings, barrier, rank_and_world, train
+from vila.training import LoadFn, LossFn, TrainSettings, barrier, device, rank_and_world, train
 
 log = logging.getLogger(__name__)
+
+
+def place_for_training(model: ViLAModel, params: dict[str, Any]) -> None:
+    """On this rank's GPU if there is one (the loop then runs under bf16 autocast), else the CPU; with
+    model.gradient_checkpointing the frozen LLM recomputes its activations in the backward pass (the
+    gradient still flows through it to the Q-Former), which is what lets Flan-T5-XL train on one GPU."""
+    model.to(device())
+    if params["model"]["gradient_checkpointing"]:
+        model.language_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
 def tau_at(step: int, start: float, end: float, steps: int) -> float:
@@ -90,6 +99,7 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
     if params["model"]["lora"]["enabled"]:
         model.add_lora(params["model"]["lora"])
         model.config.lora = params["model"]["lora"]
+    place_for_training(model, params)
     names = freeze_for_finetuning(model)
     trainable = [p for n, p in model.named_parameters() if n in set(names)]
     augment = params["data"]["augment"] == "random_resized_crop"
@@ -170,6 +180,7 @@ def run_student(params: dict[str, Any], variant: str) -> None:
         distill=s["distill_weight"] > 0, released_teacher_qformer=s["released_teacher_qformer"],
         noisy_eval=s["noisy_eval"],
     )
+    place_for_training(model, params)
     names = set(freeze_for_finetuning(model))
     prompter = [p for n, p in model.named_parameters() if n in names and n.startswith("prompter.")]
     rest = [p for n, p in model.named_parameters() if n in names and not n.startswith("prompter.")]

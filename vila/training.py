@@ -8,6 +8,7 @@ the steps an uninterrupted run would take, and ends with identical weights (on C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -103,6 +104,30 @@ def _as_is(step: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
     return step
 
 
+# ---- device: the rank's GPU with bf16 autocast, or the CPU in fp32 (bit-for-bit reproducible) ----
+def device() -> torch.device:
+    import os
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def autocast(dev: torch.device) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
+
+def to_device(batch: Any, dev: torch.device) -> Any:
+    """Tensors of a (nested) batch moved to `dev`; other values as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(dev, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, dev) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, dev) for v in batch)
+    return batch
+
+
 # ---- distributed (torchrun): one code path, world size 1 without torchrun ----
 def setup_distributed() -> tuple[int, int]:
     """Join the torchrun process group when launched by torchrun; (rank, world size)."""
@@ -163,8 +188,7 @@ def train(
     process) and the gradients are summed across ranks; only rank 0 writes checkpoints and logs.
     """
     rank, world = rank_and_world()
-    from dvclive import Live
-
+    dev = next(model.parameters()).device
     steps_per_epoch = max(1, math.ceil(n_train / (settings.batch_size * settings.grad_accum)))
     total = steps_per_epoch * settings.epochs
     if settings.max_steps:
@@ -180,6 +204,8 @@ def train(
         log.info("%s: resumed from %s at step %d (epoch %d)", desc, checkpoint_dir, state["step"], state["epoch"])
     live = None
     if live_dir and rank == 0:
+        from dvclive import Live
+
         live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=False)
     for rec in state["history"]:  # replay logged history so a resumed run's curves are complete
         _log_live(live, rec)
@@ -199,7 +225,8 @@ def train(
             torch.manual_seed(step_seed(settings.seed, epoch, local))
             opt.zero_grad(set_to_none=True)
             for share, batch in micro_batches:
-                loss = loss_fn(batch, gstep)
+                with autocast(dev):
+                    loss = loss_fn(to_device(batch, dev), gstep)
                 (loss * share / settings.grad_accum).backward()
                 losses.append(float(loss.detach()))
             params = [p for g in param_groups for p in g["params"]]
