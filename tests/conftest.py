@@ -70,6 +70,14 @@ def make_project(path: Path, params: dict[str, Any], dvc: bool = False) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def backbone():
+    """The embedded backbone at seed 0, untrained: (model, tokenizer)."""
+    from vila.backbone import embedded_backbone
+
+    return embedded_backbone(0)
+
+
 @pytest.fixture(scope="session")
 def smoke_dag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole DAG run once by Snakemake on the smoke profile."""

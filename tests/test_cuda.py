@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from tests.test_model import backbone, batch, student  # noqa: F401  (backbone is a fixture)
+from tests.test_model import batch, student
 from vila.models.build import freeze_for_finetuning
 from vila.train_models import place_for_training
 from vila.training import TrainSettings, autocast, to_device, train
@@ -18,7 +18,7 @@ from vila.training import TrainSettings, autocast, to_device, train
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_student_trains_on_the_gpu_under_bf16_autocast_with_checkpointing(backbone, tmp_path):  # noqa: F811
+def test_student_trains_on_the_gpu_under_bf16_autocast_with_checkpointing(backbone, tmp_path):
     model = student(backbone[0])
     place_for_training(model, {"model": {"gradient_checkpointing": True}})
     assert next(model.parameters()).is_cuda and model.language_model.is_activation_checkpointing

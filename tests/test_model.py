@@ -4,15 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vila.backbone import embedded_backbone
 from vila.models.build import derive, load_model, save_model
 from vila.models.modeling import FramePrompter, ViLAModel
 from vila.train_models import build_student_init, tau_at
-
-
-@pytest.fixture(scope="module")
-def backbone():
-    return embedded_backbone(0)
 
 
 def batch(tok, n=3, frames=32, questions=None):

@@ -58,12 +58,13 @@ def train_step(base: Any, batch_size: int, repeats: int, warmup: int) -> dict[st
     from vila.models.build import freeze_for_finetuning
     from vila.models.modeling import ViLAConfig, ViLAModel
     from vila.speed import time_call
+    from vila.train_models import place_for_training
 
     device = torch.device("cuda")
     cfg = ViLAConfig(**{**base.to_dict(), "frames": 4, "selector": "segment", "distill": True})
     with torch.device(device):
         model = ViLAModel(cfg).train()
-    model.language_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    place_for_training(model, {"model": {"gradient_checkpointing": True}})
     names = set(freeze_for_finetuning(model))
     params = [p for n, p in model.named_parameters() if n in names]
     opt = torch.optim.AdamW(params, lr=1e-5)
