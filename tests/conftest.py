@@ -82,5 +82,5 @@ def backbone():
 def smoke_dag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole DAG run once by Snakemake on the smoke profile."""
     project = make_project(tmp_path_factory.mktemp("smoke"), smoke_params())
-    run(["snakemake", "all", "--cores", "2", "--resources", "gpu=1"], project)
+    run(["snakemake", "all", "--cores", "2"], project)
     return project

@@ -26,6 +26,7 @@ def test_repo_params_are_valid():
         (lambda p: p["train"]["student"].update(select=64), "exceed data.frames"),
         (lambda p: p["train"]["teacher"].update(frames=[4, 6, 32]), "does not divide data.frames"),
         (lambda p: p["train"]["student"]["tau"].update(end=2.0), "train.student.tau.end"),
+        (lambda p: p["threads"].update(train=0), "threads.train"),
     ],
 )
 def test_bad_params_are_rejected_with_the_key(mutate, expected):
@@ -72,3 +73,20 @@ def test_params_file_roundtrip(tmp_path):
     (tmp_path / "bad.yaml").write_text("dataset: [unclosed")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+def test_a_stage_runs_torch_on_the_threads_params_names():
+    """The figures depend on the thread count (float reductions), so it is a param, not the machine's core count."""
+    import torch
+
+    from vila.cli import _setup
+
+    params = load_params("params.yaml")
+    before = torch.get_num_threads()
+    try:
+        for kind, count in (("train", 1), ("evaluate", 3)):
+            params["threads"][kind] = count
+            _setup(params, kind)
+            assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(before)

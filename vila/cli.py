@@ -36,17 +36,20 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return load_params(args.params)
 
 
-def _setup(params: dict[str, Any]) -> None:
+def _setup(params: dict[str, Any], threads: str | None = None) -> None:
+    """Seed, deterministic kernels, and torch's CPU threads from `threads.<kind>` (the figures depend on it)."""
     import torch
 
     torch.manual_seed(params["seed"])
     torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads is not None:
+        torch.set_num_threads(params["threads"][threads])
 
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         params = _params(args)
-        _setup(params)
+        _setup(params, "backbone" if name == "backbone" else None)
         _call(STAGES[name][0], params)
 
     return run
@@ -54,7 +57,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
 
 def cmd_train(args: argparse.Namespace) -> None:
     params = _params(args)
-    _setup(params)
+    _setup(params, "train")
     from vila.training import setup_distributed
 
     setup_distributed()  # joins torchrun's process group when launched by torchrun
@@ -70,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     params = _params(args)
-    _setup(params)
+    _setup(params, "evaluate")
     _call("vila.evaluation:run", params, args.variant)
 
 

@@ -28,8 +28,13 @@ def stage_params(stage, **wildcards):
     return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
 
 
+def torch_threads(kind):
+    """A torch job's threads: params.yaml's `threads.<kind>` (vila/cli.py sets torch to the same count)."""
+    return config["threads"][kind]
+
+
 def all_cores():
-    """Threads of a torch job: every core a local run has; on a cluster (no --cores) 8, or the profile's set-threads."""
+    """Every core a local run has (the speed stage times alone); on a cluster (no --cores) 8, or set-threads."""
     try:
         return workflow.cores
     except WorkflowError:

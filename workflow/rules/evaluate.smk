@@ -6,7 +6,7 @@ rule evaluate_teacher:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/uniform_{{frames}}f.json",
-    threads: all_cores()
+    threads: torch_threads("evaluate")
     params:
         values=stage_params("evaluate_teacher"),
     resources:
@@ -26,7 +26,7 @@ rule evaluate_student:
         f"work/{DATASET}/dataset",
     output:
         f"results/{DATASET}/eval/{{variant}}.json",
-    threads: all_cores()
+    threads: torch_threads("evaluate")
     params:
         values=stage_params("evaluate_student"),
     resources:

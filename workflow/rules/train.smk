@@ -1,6 +1,7 @@
-# Torch jobs take every core Snakemake has (it sets OMP_NUM_THREADS to `threads`). Resources are sized for
-# the full-size (Flan-T5-XL) run on a cluster; `gpu` also serialises torch jobs locally (profiles/local).
-# A training job launches one process per GPU SLURM gives it (vila/cli.py: torchrun).
+# A torch job's threads are params.yaml's `threads.*` (vila sets torch to exactly that many, so the figures do
+# not depend on the machine); with 2 cores, two 1-thread trainings run side by side. Resources are sized for
+# the full-size (Flan-T5-XL) run on a cluster. A training job launches one process per GPU SLURM gives it
+# (vila/cli.py: torchrun).
 rule backbone:
     input:
         code("backbone.py", "models/modeling.py", "models/presets.py", "models/tokenizer.py"),
@@ -8,7 +9,7 @@ rule backbone:
     output:
         directory(f"models/{DATASET}/backbone"),
         directory(f"work/{DATASET}/features"),
-    threads: all_cores()
+    threads: torch_threads("backbone")
     params:
         values=stage_params("backbone"),
     resources:
@@ -27,7 +28,7 @@ rule teacher:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/uniform_{{frames}}f"),
-    threads: all_cores()
+    threads: torch_threads("train")
     params:
         values=lambda wc: stage_params("teacher", frames=wc.frames),
     resources:
@@ -45,7 +46,7 @@ rule reweight:
         f"models/{DATASET}/uniform_32f",
     output:
         directory(f"models/{DATASET}/vila_init"),
-    threads: all_cores()
+    threads: 1
     params:
         values=stage_params("reweight"),
     resources:
@@ -63,7 +64,7 @@ rule student:
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/{{variant}}"),
-    threads: all_cores()
+    threads: torch_threads("train")
     params:
         values=lambda wc: stage_params("student", variant=wc.variant),
     resources:
