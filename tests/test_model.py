@@ -96,6 +96,49 @@ def test_distill_loss_is_zero_when_student_tokens_map_onto_the_teachers(backbone
         assert model(**b, distill_weight=1.0).distill_loss > 1e-3
 
 
+def test_teacher_frame_relevance_is_zero_for_a_frame_the_answer_cannot_see(backbone):
+    """Gradient x input per frame: a frame whose teacher tokens are all zero contributes nothing; the others do."""
+    model = student(backbone[0]).eval()
+    b = batch(backbone[1])
+    real = model.qformer_tokens  # zero the teacher's tokens of frame 5
+
+    def tokens(vit, ids, mask, branch=None):
+        out = real(vit, ids, mask, branch)
+        if branch is model.teacher:
+            q = model.teacher.query_tokens.shape[1]
+            out = out.clone()
+            out[:, 5 * q:6 * q] = 0.0
+        return out
+
+    model.qformer_tokens = tokens
+    rel = model.teacher_frame_relevance(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
+                                        b["attention_mask"], b["labels"])
+    assert rel.shape == (3, 32) and (rel >= 0).all()
+    assert torch.all(rel[:, 5] == 0) and torch.all(rel[:, [0, 6, 31]] > 0)
+    assert all(p.grad is None for p in model.parameters())  # a target, not a training signal for the teacher
+
+
+def test_relevance_loss_pulls_each_segment_towards_the_relevant_frame(backbone):
+    from vila.models.modeling import relevance_loss
+
+    relevance = torch.zeros(2, 32)
+    relevance[:, [3, 9, 18, 30]] = 1.0  # one relevant frame per segment
+    scores = torch.zeros(2, 32, requires_grad=True)
+    loss = relevance_loss(scores, relevance, 4, "segment")
+    assert loss.item() == pytest.approx(np.log(8))  # uniform over 8 frames per segment
+    loss.backward()
+    assert torch.all(scores.grad[:, [3, 9, 18, 30]] < 0) and torch.all(scores.grad.sum(-1).abs() < 1e-6)
+    confident = torch.full((2, 32), -20.0)
+    confident[:, [3, 9, 18, 30]] = 20.0
+    assert relevance_loss(confident, relevance, 4, "segment") < 1e-6
+    model = student(backbone[0]).train()  # and the student's loss includes it only when asked to
+    b = batch(backbone[1])
+    b["frame_relevance"] = relevance[:1].expand(3, -1)
+    assert model(**b, tau=1.0, relevance_weight=0.0).relevance_loss is None
+    out = model(**b, tau=1.0, relevance_weight=1.0)
+    assert out.relevance_loss > 0 and torch.allclose(out.loss, out.lm_loss + out.relevance_loss)
+
+
 def test_text_gate_depends_on_the_question_and_visual_gate_does_not(backbone):
     base, tok = backbone
     b1 = batch(tok, questions=["where did the red object appear ?"] * 2, n=2)

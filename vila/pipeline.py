@@ -20,8 +20,8 @@ import yaml
 
 OPTIM_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "patience",
               "max_steps", "checkpoint_every")
-STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "released_teacher_qformer",
-                "tau", "noisy_eval", "prompter_lr")
+STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
+                "released_teacher_qformer", "tau", "noisy_eval", "prompter_lr")
 SRC = "vila/"
 
 

@@ -75,7 +75,7 @@ def component_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> d
         else:
             sel_tokens = (model.patch_embeddings(frames) if cfg.selector_input == "patch_embed"
                           else model.encode_frames(frames))
-            _, chosen = model.select(sel_tokens, qids, qmask, tau=1.0)
+            _, chosen, _ = model.select(sel_tokens, qids, qmask, tau=1.0)
             picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
             if cfg.selector_input == "patch_embed":
                 calls = {"select": lambda: model.select(model.patch_embeddings(frames), qids, qmask, 1.0)}

@@ -3,7 +3,8 @@
 Teachers: InstructBLIP video fine-tuning with N uniformly sampled frames (ViT and LM frozen;
 Q-Former, query tokens and projection trained). re_weight: the student starts as the 4-frame model
 plus a teacher branch copied from the 32-frame model. Students: Frame-Prompter selection of K of T
-frames, LM loss + distill_weight * MSE against the teacher branch's tokens.
+frames, LM loss + distill_weight * MSE against the teacher branch's tokens + relevance_weight * the
+cross-entropy from the teacher's frame relevance to the Prompter (ours; modeling.relevance_loss).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from vila.backbone import check_features
 from vila.config import student_settings
@@ -27,7 +29,17 @@ from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import LoadFn, LossFn, TrainSettings, barrier, device, rank_and_world, train
+from vila.training import (
+    LoadFn,
+    LossFn,
+    TrainSettings,
+    autocast,
+    barrier,
+    device,
+    rank_and_world,
+    to_device,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +181,26 @@ def build_student_init(
     return model, {"from_student": sorted(from_student), "from_teacher": sorted(from_teacher), "fresh": fresh}
 
 
+@torch.no_grad()
+def teacher_relevance(model: ViLAModel, batcher: Batcher, batch_size: int) -> np.ndarray:
+    """The frozen teacher's frame relevance [questions, T] for every training question, computed once
+    from the cached ViT features (it cannot change during training: teacher, LLM and features are frozen)."""
+    dev = next(model.parameters()).device
+    n, t = len(batcher.qa), model.config.sampled_frames
+    relevance = np.empty((n, t), np.float32)
+    was_training = model.training
+    model.eval()
+    for start in tqdm(range(0, n, batch_size), desc="teacher frame relevance", leave=False, mininterval=2.0):
+        idx = np.arange(start, min(n, start + batch_size))
+        b = to_device(batcher.batch(idx, None, features=True), dev)
+        with autocast(dev):
+            rel = model.teacher_frame_relevance(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
+                                                b["attention_mask"], b["labels"])
+        relevance[idx] = rel.float().cpu().numpy()
+    model.train(was_training)
+    return relevance
+
+
 def run_student(params: dict[str, Any], variant: str) -> None:
     paths = Paths.from_params(params)
     s = student_settings(params, variant)
@@ -177,8 +209,8 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     torch.manual_seed(params["seed"])
     model = derive(
         init, selector=s["selector"], gate=s["gate"], selector_input=s["selector_input"],
-        distill=s["distill_weight"] > 0, released_teacher_qformer=s["released_teacher_qformer"],
-        noisy_eval=s["noisy_eval"],
+        distill=s["distill_weight"] > 0 or s["relevance_weight"] > 0,  # both read the teacher branch
+        released_teacher_qformer=s["released_teacher_qformer"], noisy_eval=s["noisy_eval"],
     )
     place_for_training(model, params)
     names = set(freeze_for_finetuning(model))
@@ -186,14 +218,20 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     rest = [p for n, p in model.named_parameters() if n in names and not n.startswith("prompter.")]
     need_frames = s["selector_input"] == "patch_embed"
     augment = params["data"]["augment"] == "random_resized_crop"
-    train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment, frames=need_frames or augment))
+    use_relevance = s["relevance_weight"] > 0
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment or use_relevance,
+                                            frames=need_frames or augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
     tau = s["tau"]
+    # From the un-augmented features also under data.augment: the target is which frame matters, not pixels.
+    relevance = teacher_relevance(model, train_b, params["evaluate"]["batch_size"]) if use_relevance else None
 
     def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> dict[str, torch.Tensor]:
         batch = train_b.batch(idx[shard], None, features=not augment, frames=need_frames or augment)
         if augment:
             batch["frames"] = random_resized_crop(batch["frames"], rng)
+        if relevance is not None:
+            batch["frame_relevance"] = torch.from_numpy(relevance[idx[shard]])
         return batch
 
     def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
@@ -203,7 +241,8 @@ def run_student(params: dict[str, Any], variant: str) -> None:
             if not need_frames:
                 del batch["frames"]
         tau_now = tau_at(step, tau["start"], tau["end"], tau["steps"])
-        return model(**batch, tau=tau_now, distill_weight=s["distill_weight"]).loss
+        return model(**batch, tau=tau_now, distill_weight=s["distill_weight"],
+                     relevance_weight=s["relevance_weight"]).loss
 
     groups = [{"params": rest}, {"params": prompter, "lr": s["prompter_lr"]}]
     section = {**params["train"]["student"], **params["variants"][variant]}

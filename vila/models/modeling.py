@@ -12,6 +12,11 @@ ViLA adds two modules:
 - QFormer-Distiller: a frozen teacher branch (its own Q-Former, query tokens and projection, from
   the 32-frame model) encodes all T frames; the student's K*Q projected tokens are mapped along
   the token axis to T*Q tokens and matched to the teacher's with an MSE loss.
+
+Ours, beyond the paper: relevance distillation. The frozen teacher also says which frames its answer
+depends on (gradient x input of the right answer's log-probability, per frame), and the Prompter's
+per-segment distribution is pulled towards that relevance. The straight-through gradient alone is a
+linearisation around the frame chosen now, which says little about a very different frame.
 """
 
 from __future__ import annotations
@@ -152,6 +157,16 @@ class FramePrompter(nn.Module):
         return weights, indices
 
 
+def relevance_loss(scores: torch.Tensor, relevance: torch.Tensor, select: int, mode: str) -> torch.Tensor:
+    """Cross-entropy from the teacher's frame relevance [B, T] (normalised per segment, or over all T frames
+    for a free top-k) to the Prompter's distribution softmax(scores) over the same frames."""
+    b, t = scores.shape
+    groups = (b, select, t // select) if mode == "segment" else (b, 1, t)
+    rel = relevance.view(groups)
+    target = rel / rel.sum(-1, keepdim=True).clamp(min=1e-12)
+    return -(target * torch.log_softmax(scores.view(groups), dim=-1)).sum(-1).mean()
+
+
 class TokenAxisMapper(nn.Module):
     """Maps the student's K*Q tokens to T*Q tokens along the token axis (linear + LayerNorm)."""
 
@@ -180,6 +195,7 @@ class ViLAOutput:
     loss: torch.Tensor | None = None
     lm_loss: torch.Tensor | None = None
     distill_loss: torch.Tensor | None = None
+    relevance_loss: torch.Tensor | None = None
     chosen: torch.Tensor | None = None  # [B, K] indices of the frames the answering model read
 
 
@@ -344,13 +360,36 @@ class ViLAModel(PreTrainedModel):
         qformer_ids: torch.Tensor,
         qformer_mask: torch.Tensor,
         tau: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame-Prompter scores -> (weights [B, K, T], chosen indices [B, K])."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame-Prompter -> (weights [B, K, T], chosen indices [B, K], gate scores [B, T])."""
         assert self.prompter is not None
         text = self.question_embedding(qformer_ids, qformer_mask) if self.config.gate == "text" else None
         scores = self.prompter.scores(selector_tokens, text)
         noisy = self.training or self.config.noisy_eval
-        return self.prompter.select_frames(scores, tau, noisy)
+        return *self.prompter.select_frames(scores, tau, noisy), scores
+
+    def teacher_frame_relevance(
+        self,
+        vit_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """How much the teacher's answer depends on each frame [B, T]: |gradient x input| of the right
+        letter's log-probability (among the letters) w.r.t. the teacher branch's tokens, summed per frame.
+        The teacher reads all T frames through its own Q-Former and the shared frozen LLM."""
+        assert self.teacher is not None, "frame relevance needs the teacher branch (re_weight)"
+        b, t = vit_tokens.shape[:2]
+        with torch.enable_grad():
+            tokens = self.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=self.teacher).detach()
+            tokens.requires_grad_(True)
+            letters = torch.tensor(self.config.letter_ids, device=tokens.device)
+            logits = self.answer_logits(tokens, input_ids, attention_mask)[:, letters].float()
+            log_prob = torch.log_softmax(logits, dim=-1).gather(1, labels[:, None]).sum()
+            (grad,) = torch.autograd.grad(log_prob, tokens)
+        return (grad * tokens).float().sum(-1).view(b, t, -1).sum(-1).abs()
 
     def forward(
         self,
@@ -364,14 +403,17 @@ class ViLAModel(PreTrainedModel):
         labels: torch.Tensor | None = None,
         tau: float = 1.0,
         distill_weight: float = 0.0,
+        frame_relevance: torch.Tensor | None = None,
+        relevance_weight: float = 0.0,
     ) -> ViLAOutput:
         """Answer multiple-choice questions about clips.
 
         vit_tokens [B, T, N, Dv]: frozen-ViT tokens of every sampled frame (from the feature cache), or
         frames [B, T, H, W, 3] uint8 (end to end; the ViT then runs on what the model needs).
         A uniform model reads all T given frames; a ViLA model selects `config.frames` of them.
+        frame_relevance [B, T]: the teacher's (teacher_frame_relevance), the Prompter's target in training.
         """
-        chosen = None
+        chosen = scores = None
         if self.prompter is None:
             if vit_tokens is None:
                 vit_tokens = self.encode_frames(frames)
@@ -383,7 +425,7 @@ class ViLAModel(PreTrainedModel):
                 if vit_tokens is None:
                     vit_tokens = self.encode_frames(frames)
                 selector_tokens = vit_tokens
-            weights, chosen = self.select(selector_tokens, qformer_ids, qformer_mask, tau)
+            weights, chosen, scores = self.select(selector_tokens, qformer_ids, qformer_mask, tau)
             if vit_tokens is None:  # fast path: the full ViT runs only on the chosen frames
                 picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
                 student_vit = self.encode_frames(picked)
@@ -408,4 +450,7 @@ class ViLAModel(PreTrainedModel):
                     target = self.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
                 out.distill_loss = F.mse_loss(self.token_mapper(visual), target)
                 out.loss = out.lm_loss + distill_weight * out.distill_loss
+            if scores is not None and frame_relevance is not None and relevance_weight > 0:
+                out.relevance_loss = relevance_loss(scores, frame_relevance, self.config.frames, self.config.selector)
+                out.loss = out.loss + relevance_weight * out.relevance_loss
         return out
