@@ -45,6 +45,21 @@ def time_call(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
     return times
 
 
+def time_interleaved(calls: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Every call timed `repeats` times in turn (A, B, C, A, B, C, ...) after `warmup` calls each, so a slow
+    spell of a shared machine lands on every variant alike, not on whichever happened to be timed then."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
 def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callable[[], Any]:
     """The timed call: frames -> answer. A uniform model first takes its N grid frames."""
     cfg = model.config
@@ -165,17 +180,16 @@ def run(params: dict[str, Any]) -> None:
     qa = load_split(paths, params["evaluate"]["split"], frames=True)
     models = {name: load_model(paths.model(name)) for name in names}
     largest = max(cfg["batch_sizes"])
-    latency: dict[str, dict[str, dict[str, float]]] = {}
-    breakdown: dict[str, dict[str, float]] = {}
-    for name in tqdm(names, desc="speed: timing variants"):
-        model, tok = models[name]
-        batcher = Batcher(tok, qa)
-        latency[name] = {}
-        for bs in cfg["batch_sizes"]:
-            batch = batcher.batch(np.arange(bs), None, features=False, frames=True)
-            times = time_call(end_to_end(model, batch, total), cfg["warmup"], cfg["repeats"])
+    latency: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
+    for bs in tqdm(cfg["batch_sizes"], desc="speed: end to end, variants in turn"):
+        calls = {name: end_to_end(model, Batcher(tok, qa).batch(np.arange(bs), None, features=False, frames=True), total)
+                 for name, (model, tok) in models.items()}
+        for name, times in time_interleaved(calls, cfg["warmup"], cfg["repeats"]).items():
             latency[name][str(bs)] = {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
-        batch = batcher.batch(np.arange(largest), None, features=False, frames=True)
+    breakdown: dict[str, dict[str, float]] = {}
+    for name in tqdm(names, desc="speed: per-component breakdown"):
+        model, tok = models[name]
+        batch = Batcher(tok, qa).batch(np.arange(largest), None, features=False, frames=True)
         breakdown[name] = {part: statistics.median(time_call(fn, cfg["warmup"], cfg["repeats"]))
                            for part, fn in component_calls(model, batch, total).items()}
     ref = "uniform_32f" if "uniform_32f" in latency else f"uniform_{total}f"
