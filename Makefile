@@ -20,10 +20,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build). --no-compile:
-	# bytecode for the modules a run imports is written on first import; compiling all 2 GB took ~50 s more
-	$(BIN)/pip install --quiet --no-compile torch==2.13.0
-	$(BIN)/pip install --quiet --no-compile -e ".[dev]"
+	# torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
 # data/ is tracked whole by data.dvc. A fresh clone has neither data/ nor its (empty) cache entry:

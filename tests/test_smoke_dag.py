@@ -16,7 +16,7 @@ from tests.conftest import ROOT, make_project, run, smoke_params
 
 pytestmark = pytest.mark.slow
 SCHEMAS = ROOT / "workflow" / "schemas"
-VARIANTS = ["uniform_4f", "uniform_32f", "vila_4f", "vila_4f_no_distill", "vila_4f_visual_gate", "vila_4f_fast"]
+VARIANTS = [f"uniform_{n}f" for n in smoke_params()["train"]["teacher"]["frames"]] + list(smoke_params()["variants"])
 
 
 @pytest.fixture(scope="module")
