@@ -305,3 +305,16 @@ def test_full_size_latency_without_a_gpu_stops_cleanly(tmp_path):
     assert out.returncode == 3
     assert "no CUDA device" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "s.json").exists()
+
+
+def test_speed_times_the_variants_in_turn_after_their_warmups():
+    from vila.speed import time_call, time_interleaved
+
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    times = time_interleaved(calls, warmup=2, repeats=3)
+    assert order == ["a", "a", "b", "b", "c", "c"] + ["a", "b", "c"] * 3
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+    order.clear()
+    assert len(time_call(calls["a"], warmup=1, repeats=4)) == 4 and order == ["a"] * 5

@@ -34,17 +34,6 @@ def variant_names(params: dict[str, Any]) -> list[str]:
     return [f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
 
 
-def time_call(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
 def time_interleaved(calls: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
     """Every call timed `repeats` times in turn (A, B, C, A, B, C, ...) after `warmup` calls each, so a slow
     spell of a shared machine lands on every variant alike, not on whichever happened to be timed then."""
@@ -58,6 +47,10 @@ def time_interleaved(calls: dict[str, Callable[[], Any]], warmup: int, repeats: 
             fn()
             times[name].append((time.perf_counter() - start) * 1000.0)
     return times
+
+
+def time_call(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    return time_interleaved({"call": fn}, warmup, repeats)["call"]
 
 
 def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callable[[], Any]:
