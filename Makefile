@@ -14,16 +14,55 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install reproduce reproduce-all test test-remote test-slurm lint data clean
+.PHONY: install lock reproduce reproduce-all test test-remote test-slurm lint data clean
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
+TORCH := torch==2.13.0
+LOCK := requirements.lock
+
+# Exactly the versions the figures come from: everything from the lock, then the project itself with
+# --no-deps, so pip installs nothing the lock does not pin; pip check proves the lock is consistent.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	@touch $(STAMP)
+
+# Refresh the lock: resolve the project and its dev extra in a throwaway venv (torch first, as above) and
+# freeze it. The project goes in editable (a plain install would leave build/ in the tree) and is left out;
+# so are pip/setuptools/wheel, and torch's +cpu label (==2.13.0 matches 2.13.0+cpu). Written atomically.
+lock:
+	@set -euo pipefail; tmp=$$(mktemp -d); out=$$(mktemp $(LOCK).XXXXXX); trap 'rm -rf "$$tmp" "$$out"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/pip" install --quiet $(TORCH); \
+	"$$tmp/venv/bin/pip" install --quiet -e ".[dev]"; \
+	"$$tmp/venv/bin/pip" check; \
+	{ echo "# Exact versions of vila-repro's dependencies and its dev extra: Python $$("$$tmp/venv/bin/python" -c 'import sys; print(*sys.version_info[:2], sep=".")'), CPU torch."; \
+	  echo "# Made by \`make lock\`: in a fresh venv, pip install $(TORCH), then pip install -e \".[dev]\", then pip freeze."; \
+	  echo "# Installed by \`make install\` and environment.yml; tests/test_environment.py checks the .venv against it."; \
+	  echo "# Refresh: make lock"; \
+	  "$$tmp/venv/bin/pip" freeze --exclude-editable | "$$tmp/venv/bin/python" -c "$$FREEZE_TO_LOCK"; } > "$$out"; \
+	chmod 644 "$$out"; mv "$$out" $(LOCK); echo "$(LOCK): $$(grep -vc '^#' $(LOCK)) pins"
+
+# pip freeze -> lock lines: PEP 503 names, sorted, no local label, without the project and pip/setuptools/wheel.
+define FREEZE_TO_LOCK
+import re, sys
+pins = set()
+for line in sys.stdin.read().splitlines():
+    m = re.fullmatch(r"([A-Za-z0-9._-]+)==([^+ ]+)(\+\S+)?", line)
+    if not m:
+        sys.exit(f"make lock: not a name==version pin: {line!r}")
+    name = re.sub(r"[-_.]+", "-", m[1]).lower()
+    if name not in {"vila-repro", "pip", "setuptools", "wheel"}:
+        pins.add(f"{name}=={m[2]}")
+print(*sorted(pins), sep="\n")
+endef
+export FREEZE_TO_LOCK
 
 # data/ is tracked whole by data.dvc. A fresh clone has neither data/ nor its (empty) cache entry:
 # pull it from the team remote when one is configured, else record the empty folder locally.
@@ -52,12 +91,12 @@ test: data
 
 # Opt-in: a DVC push/clone/pull round trip against an S3-compatible server (moto) on loopback.
 test-remote: data
-	$(BIN)/pip install --quiet -e ".[dev,s3]"
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[dev,s3]"
 	$(BIN)/python -m pytest -q -m remote tests/test_remote.py
 
 # Opt-in, as root: a one-node SLURM cluster on loopback, then the smoke DAG through workflow/profiles/slurm.
 test-slurm: data
-	$(BIN)/pip install --quiet -e ".[dev,slurm]"
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[dev,slurm]"
 	tests/slurm/start-cluster.sh
 	$(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
