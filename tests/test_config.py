@@ -82,6 +82,7 @@ def test_a_stage_runs_torch_on_the_threads_params_names():
     from vila.cli import _setup
 
     params = load_params("params.yaml")
+    params["cpu_isa"] = "native"  # this process loaded torch unpinned (test_cpu.py tests the pins)
     before = torch.get_num_threads()
     try:
         for kind, count in (("train", 1), ("evaluate", 3)):

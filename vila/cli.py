@@ -36,8 +36,13 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return load_params(args.params)
 
 
-def _setup(params: dict[str, Any], threads: str | None = None) -> None:
-    """Seed, deterministic kernels, and torch's CPU threads from `threads.<kind>` (the figures depend on it)."""
+def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True) -> None:
+    """CPU kernel pins (`cpu_isa`, before torch is imported) for the stages that compute with torch, seed,
+    deterministic kernels, and torch's CPU threads from `threads.<kind>`: the figures depend on all of them."""
+    if pin:
+        from vila.cpu import pin_cpu
+
+        pin_cpu(params["cpu_isa"])
     import torch
 
     torch.manual_seed(params["seed"])
@@ -49,7 +54,7 @@ def _setup(params: dict[str, Any], threads: str | None = None) -> None:
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         params = _params(args)
-        _setup(params, "backbone" if name == "backbone" else None)
+        _setup(params, "backbone" if name == "backbone" else None, pin=name in ("backbone", "speed"))
         _call(STAGES[name][0], params)
 
     return run
@@ -97,6 +102,15 @@ def cmd_speed_full(args: argparse.Namespace) -> None:
         raise SystemExit(3) from None
 
 
+def cmd_cpu(args: argparse.Namespace) -> None:
+    import json
+
+    from vila.cpu import capability, numerics_fingerprint
+
+    _setup(_params(args))
+    print(json.dumps({**capability(), "fingerprint": numerics_fingerprint()}, sort_keys=True))
+
+
 def cmd_pipeline(args: argparse.Namespace) -> None:
     _call("vila.pipeline:write_dvc_yaml", args.params, args.check)
 
@@ -133,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-batch-size", type=int, default=8, help="batch of the timed full-size training step")
     p.add_argument("--out", default="results/fullsize/speed.json")
     p.set_defaults(func=cmd_speed_full)
+    p = sub.add_parser("cpu", help="the CPU kernels torch uses under cpu_isa, and a fingerprint of their numerics")
+    p.set_defaults(func=cmd_cpu)
     p = sub.add_parser("pipeline", help="write dvc.yaml from the stage list (vila/pipeline.py)")
     p.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the stage list")
     p.set_defaults(func=cmd_pipeline)

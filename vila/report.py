@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import html
 import io
 import json
@@ -30,6 +31,7 @@ from vila.paths import Paths
 log = logging.getLogger(__name__)
 REPORTS = ("table1", "table2", "speed", "training")
 NA = "n/a"
+ROOT_LOCK = Path("requirements.lock")  # the pinned environment of the figures (reports render from the project root)
 STAR_COLUMNS = {"Interaction": "Int", "Sequence": "Seq", "Prediction": "Pre", "Feasibility": "Fea"}
 NEXTQA_COLUMNS = {"Temporal": "Tem", "Causal": "Cau", "Descriptive": "Des"}
 PAPER_KEY = {"synthqa": "STAR", "star": "STAR", "nextqa": "NExT-QA", "how2qa": "How2QA", "tvqa": "TVQA", "vlep": "VLEP"}
@@ -199,6 +201,7 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     index = json.loads((paths.frames_dir / f"{params['evaluate']['split']}.index.json").read_text())
     frames = np.load(paths.frames_dir / f"{params['evaluate']['split']}.npy", mmap_mode="r")
     uniform = (evals.get("uniform_4f") or {}).get("selection", {}).get("chosen", {})
+    from vila.data.dataset import clip_id
     from vila.evaluation import interleave_types
 
     known = [q for q in chosen if q in items]
@@ -207,7 +210,7 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     fig, axes = plt.subplots(len(qids), 1, figsize=(12, 1.15 * len(qids) + 0.4), squeeze=False)
     for ax, qid in zip(axes[:, 0], qids, strict=True):
         it = items[qid]
-        strip = np.concatenate(list(frames[index[it["video"]]]), axis=1)
+        strip = np.concatenate(list(frames[index[clip_id(it)]]), axis=1)
         ax.imshow(strip)
         w = frames.shape[3]
         for k in it.get("keyframes", []):
@@ -265,26 +268,50 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
     commit = git("rev-parse", "--short", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no")
     versions = {p: _version(p) for p in ("torch", "transformers", "peft", "snakemake", "dvc", "papermill", "decord2", "av")}
+    lock = ROOT_LOCK.read_text() if ROOT_LOCK.exists() else ""
+    versions["requirements.lock"] = hashlib.sha256(lock.encode()).hexdigest()[:12] if lock else NA
     used = {k: lookup(params, k) for k in STAGE_PARAMS.get(name, [])}
     data_hash = sha256_file(paths.stats)[:12] if paths.stats.exists() else NA
     try:
         import torch
 
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+        kernels = f"ATen {torch.backends.cpu.get_cpu_capability()}; cpu_isa: {params.get('cpu_isa', NA)}"
     except ImportError:
-        device = NA
+        device = kernels = NA
     rows = [
         ("git commit", f"{commit}{' (dirty)' if dirty and dirty != NA else ''}"),
         ("params hash", stable_hash(params)),
         ("params this report depends on", f"<code>{html.escape(json.dumps(used, sort_keys=True))}</code>"),
         ("data hash (dataset stats.json sha256)", data_hash),
+        ("frame checksums (sha256)", frame_checksums_html(paths)),
+        ("decoders", decoders_html(paths)),
         ("packages", ", ".join(f"{k} {v}" for k, v in versions.items())),
         ("python", platform.python_version()),
         ("device", device),
+        ("CPU kernels", kernels),
         ("rendered", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<footer class="provenance"><h3>Provenance</h3><table>{body}</table></footer>'
+
+
+def frame_checksums_html(paths: Paths) -> str:
+    """Per split: the rendered frames' checksum (the same on every machine) and the decoded frames' one."""
+    stats = json.loads(paths.stats.read_text()) if paths.stats.exists() else {}
+    rows = [f"{split}: rendered {c['rendered_frames_sha256'][:16]}, decoded {c['decoded_frames_sha256'][:16]} "
+            f"(every clip &ge; {c['min_psnr_db']:.1f} dB PSNR)" for split, c in stats.get("checksums", {}).items()]
+    return "<br>".join(rows) or NA
+
+
+def decoders_html(paths: Paths) -> str:
+    """Which decoder served how many clips of each split (preprocess's decoding.json)."""
+    path = paths.frames_dir / "decoding.json"
+    if not path.exists():
+        return NA
+    summary = json.loads(path.read_text())
+    counts = "; ".join(f"{split}: decord {c['decord']}, PyAV {c['pyav']}" for split, c in summary["clips"].items())
+    return html.escape(f"data.decoder: {summary['decoder']}; {counts}")
 
 
 def _version(pkg: str) -> str:

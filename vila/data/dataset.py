@@ -27,15 +27,23 @@ class QASplit:
         return len(self.items)
 
 
+def clip_id(item: dict[str, Any]) -> str:
+    """The decode cache's key of a question's clip: its video, and its span where it has one (questions on
+    one video with different spans read different frames; those with the same span share a clip)."""
+    if item.get("start") is None and item.get("end") is None:
+        return item["video"]
+    return f"{item['video']}@{item.get('start')}-{item.get('end')}"
+
+
 def load_split(paths: Paths, split: str, frames: bool = False, features: bool = False) -> QASplit:
     items = read_json(paths.annotations(split))
     index = read_json(paths.frames_dir / f"{split}.index.json")
     skipped = set(read_json(paths.frames_dir / "skipped.json").get(split, {}))
-    items = [it for it in items if it["video"] not in skipped]  # counted and listed by preprocess
-    missing = sorted({it["video"] for it in items if it["video"] not in index})
+    items = [it for it in items if clip_id(it) not in skipped]  # counted and listed by preprocess
+    missing = sorted({clip_id(it) for it in items if clip_id(it) not in index})
     if missing:
-        raise KeyError(f"{paths.frames_dir / f'{split}.index.json'}: no decoded frames for videos {missing[:5]}")
-    rows = np.array([index[it["video"]] for it in items], dtype=np.int64)
+        raise KeyError(f"{paths.frames_dir / f'{split}.index.json'}: no decoded frames for clips {missing[:5]}")
+    rows = np.array([index[clip_id(it)] for it in items], dtype=np.int64)
     qa = QASplit(split, items, rows)
     if frames:
         qa.frames = np.load(paths.frames_dir / f"{split}.npy", mmap_mode="r")

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.data.video import VideoError, read_grid
+from vila.data.dataset import clip_id
+from vila.data.video import Decoded, VideoError, decode_grid
 from vila.io import atomic_dir, read_json, write_json
 from vila.paths import Paths
 
@@ -45,33 +46,46 @@ def frame_size(params: dict[str, Any]) -> int:
 
 
 class Clips(torch.utils.data.Dataset):
-    """Decoded grid of each clip, or the reason it could not be decoded (handled by the caller)."""
+    """Decoded (and checked) grid of each clip, or the reason it could not be decoded (handled by the caller).
 
-    def __init__(self, paths: Paths, dataset: str, spans: dict[str, tuple[Any, Any]], count: int, size: int) -> None:
-        self.paths, self.dataset, self.spans, self.count, self.size = paths, dataset, spans, count, size
-        self.videos = sorted(spans)
+    `clips`: clip id -> (video, start, end), as `clip_id` names them."""
+
+    def __init__(self, paths: Paths, dataset: str, clips: dict[str, tuple[str, Any, Any]], count: int, size: int,
+                 decoder: str) -> None:
+        self.paths, self.dataset, self.clips, self.count, self.size = paths, dataset, clips, count, size
+        self.decoder = decoder
+        self.ids = sorted(clips)
 
     def __len__(self) -> int:
-        return len(self.videos)
+        return len(self.ids)
 
-    def __getitem__(self, i: int) -> tuple[str, np.ndarray | str]:
-        video = self.videos[i]
+    def __getitem__(self, i: int) -> tuple[str, Decoded | str]:
+        clip = self.ids[i]
+        video, start, end = self.clips[clip]
         try:
             path = video_path(self.paths, self.dataset, video)
-            return video, read_grid(path, self.count, *self.spans[video], size=self.size)
+            return clip, decode_grid(path, self.count, start, end, size=self.size, decoder=self.decoder)
         except VideoError as e:
-            return video, str(e)
+            return clip, str(e)
 
 
-def _as_is(item: tuple[str, np.ndarray | str]) -> tuple[str, np.ndarray | str]:
+def _as_is(item: tuple[str, Decoded | str]) -> tuple[str, Decoded | str]:
     return item
+
+
+def decoding_summary(decoder: str, served: dict[str, dict[str, str]], fallbacks: dict[str, str]) -> dict[str, Any]:
+    """Which decoder served which clips (per split), and why decord did not serve the others."""
+    counts = {split: {d: sum(v == d for v in by.values()) for d in ("decord", "pyav")} for split, by in served.items()}
+    return {"decoder": decoder, "clips": counts, "pyav_clips": fallbacks}
 
 
 def run(params: dict[str, Any]) -> None:
     paths = Paths.from_params(params)
     count, size = params["data"]["frames"], frame_size(params)
-    on_bad = params["data"]["on_bad_video"]
+    on_bad, decoder = params["data"]["on_bad_video"], params["data"]["decoder"]
     skipped: dict[str, dict[str, str]] = {}
+    served: dict[str, dict[str, str]] = {}  # split -> video -> decoder
+    fallbacks: dict[str, str] = {}  # clip -> why decord's frames were not used
     with atomic_dir(paths.frames_dir) as out:
         for split in SPLITS:
             ann = paths.annotations(split)
@@ -79,27 +93,30 @@ def run(params: dict[str, Any]) -> None:
                 log.info("preprocess: no %s split (%s absent); skipped", split, ann)
                 continue
             items = read_json(ann)
-            spans: dict[str, tuple[float | None, float | None]] = {}
+            spans: dict[str, tuple[str, float | None, float | None]] = {}
             for it in items:  # one clip per video+span; questions on the same clip share it
-                spans.setdefault(it["video"], (it.get("start"), it.get("end")))
-            clips = Clips(paths, params["dataset"], spans, count, size)
+                spans.setdefault(clip_id(it), (it["video"], it.get("start"), it.get("end")))
+            clips = Clips(paths, params["dataset"], spans, count, size, decoder)
             cache = np.lib.format.open_memmap(
                 out / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(clips), count, size, size, 3)
             )
-            index, bad = {}, {}
+            index, bad, served[split] = {}, {}, {}
             workers = params["data"]["workers"]
             loader = torch.utils.data.DataLoader(clips, batch_size=None, num_workers=workers, collate_fn=_as_is,
                                                  prefetch_factor=2 if workers else None)
-            for video, frames in tqdm(loader, total=len(clips), desc=f"preprocess {split}: decoding",
-                                      mininterval=2.0):
-                if isinstance(frames, str):
+            for video, decoded in tqdm(loader, total=len(clips), desc=f"preprocess {split}: decoding",
+                                       mininterval=2.0):
+                if isinstance(decoded, str):
                     if on_bad == "error":
-                        raise VideoError(f"{frames} (question video '{video}' in {ann}; set data.on_bad_video: "
+                        raise VideoError(f"{decoded} (question video '{video}' in {ann}; set data.on_bad_video: "
                                          "skip to skip such videos, counted and listed in skipped.json)")
-                    bad[video] = frames
+                    bad[video] = decoded
                     continue
-                cache[len(index)] = frames
+                cache[len(index)] = decoded.frames
                 index[video] = len(index)
+                served[split][video] = decoded.decoder
+                if decoded.fallback_reason and decoder == "auto":
+                    fallbacks[video] = decoded.fallback_reason
             cache.flush()
             del cache
             if bad:  # drop the unused tail rows so the cache holds exactly the indexed clips
@@ -110,3 +127,9 @@ def run(params: dict[str, Any]) -> None:
             write_json(out / f"{split}.index.json", index)
             log.info("preprocess %s: %d clips x %d frames at %dx%d", split, len(index), count, size, size)
         write_json(out / "skipped.json", {**skipped, "counts": {s: len(b) for s, b in skipped.items()}})
+        summary = decoding_summary(decoder, served, fallbacks)
+        write_json(out / "decoding.json", summary)
+        log.info("preprocess: decoder %s; clips served by decord / PyAV: %s%s", decoder,
+                 ", ".join(f"{s} {c['decord']} / {c['pyav']}" for s, c in summary["clips"].items()),
+                 f"; PyAV for {len(fallbacks)} clips whose decord frames failed the check, e.g. "
+                 f"{next(iter(fallbacks))}: {next(iter(fallbacks.values()))} (all in decoding.json)" if fallbacks else "")

@@ -15,7 +15,7 @@ rule download:
 
 rule preprocess:
     input:
-        code("data/preprocess.py", "data/video.py"),
+        code("data/preprocess.py", "data/video.py", "data/dataset.py", "data/prompts.py"),
         f"work/{DATASET}/dataset",
     output:
         directory(f"work/{DATASET}/frames"),

@@ -1,6 +1,6 @@
 rule evaluate_teacher:
     input:
-        code("evaluation.py", "data/metrics.py"),
+        code("evaluation.py", "cpu.py", "data/metrics.py"),
         f"models/{DATASET}/uniform_{{frames}}f",
         f"work/{DATASET}/features",
         f"work/{DATASET}/dataset",
@@ -19,7 +19,7 @@ rule evaluate_teacher:
 
 rule evaluate_student:
     input:
-        code("evaluation.py", "data/metrics.py"),
+        code("evaluation.py", "cpu.py", "data/metrics.py"),
         f"models/{DATASET}/{{variant}}",
         f"work/{DATASET}/features",
         f"work/{DATASET}/frames",
@@ -39,7 +39,7 @@ rule evaluate_student:
 
 rule speed:
     input:
-        code("speed.py", "models/flops.py"),
+        code("speed.py", "cpu.py", "models/flops.py"),
         expand(f"models/{DATASET}/{{model}}", model=MODELS),
         f"work/{DATASET}/frames",
     output:

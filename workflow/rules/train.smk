@@ -4,7 +4,7 @@
 # (vila/cli.py: torchrun).
 rule backbone:
     input:
-        code("backbone.py", "models/modeling.py", "models/presets.py", "models/tokenizer.py"),
+        code("backbone.py", "cpu.py", "models/modeling.py", "models/presets.py", "models/tokenizer.py"),
         f"work/{DATASET}/frames",
     output:
         directory(f"models/{DATASET}/backbone"),
@@ -22,7 +22,7 @@ rule backbone:
 
 rule teacher:
     input:
-        code("train_models.py", "training.py", "models/modeling.py"),
+        code("train_models.py", "training.py", "cpu.py", "models/modeling.py"),
         f"models/{DATASET}/backbone",
         f"work/{DATASET}/features",
         f"work/{DATASET}/frames",
@@ -58,7 +58,7 @@ rule reweight:
 
 rule student:
     input:
-        code("train_models.py", "training.py", "models/modeling.py"),
+        code("train_models.py", "training.py", "cpu.py", "models/modeling.py"),
         f"models/{DATASET}/vila_init",
         f"work/{DATASET}/features",
         f"work/{DATASET}/frames",
