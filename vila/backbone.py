@@ -12,6 +12,7 @@ records the hash of the backbone it came from, and readers check it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -218,3 +219,19 @@ def run(params: dict[str, Any]) -> None:
     with atomic_dir(paths.features_dir) as tmp:
         extract_features(model.to(device()), paths, tmp, digest)
     log.info("backbone: done in %.1f s (%s)", time.perf_counter() - started, metrics)
+
+
+def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
+    """sha256 of the tiny backbone's weights after `steps` steps of its image-set pretraining (no video, no
+    files): the same string wherever the kernels compute the same bits. A few seconds on one core."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, tokenizer = embedded_backbone(seed)
+    params = {"seed": seed, "data": {"synthqa": {"size": 32}},
+              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1}}
+    pretrain_embedded(model, tokenizer, params)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -105,9 +105,10 @@ def cmd_speed_full(args: argparse.Namespace) -> None:
 def cmd_cpu(args: argparse.Namespace) -> None:
     import json
 
-    from vila.cpu import capability, numerics_fingerprint
+    from vila.cpu import capability
 
     _setup(_params(args))
+    from vila.backbone import numerics_fingerprint
     print(json.dumps({**capability(), "fingerprint": numerics_fingerprint()}, sort_keys=True))
 
 

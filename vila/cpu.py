@@ -5,11 +5,16 @@ With identical data, code and seed, the CPU alone changes a trained model: torch
 kernels (ATen), oneDNN and MKL each pick code paths by the instruction set they find (AVX2, AVX-512,
 AMX), and their float sums round differently. Measured: a teacher trained with only one or two of the
 three layers capped to AVX2 on an AVX-512 machine gives yet other weights than with all three, so all
-three are pinned. MKL's own caps (MKL_CBWR=AVX2, SSE4_2, ...) hold only on Intel CPUs: on others MKL silently
-takes its AUTO branch (measured on an AMD EPYC: AVX2 and SSE4_2 give the same weights, other than the
-default's). Its COMPATIBLE branch (SSE2 without the approximate rcpps/rsqrtps) is documented to give the same
-results on Intel and AMD, so that is the one pinned. Each layer reads its variable once, when torch first uses it, so `pin_cpu` runs before
-`import torch` (vila's CLI does it first thing; tests/conftest.py for the test process).
+three are pinned. One layer cannot be pinned across CPU vendors at an affordable cost: MKL's branches
+(MKL_CBWR=AVX2, SSE4_2, ...) exist only on Intel CPUs; on others MKL takes its AUTO branch (measured on an
+AMD EPYC: AVX2 and SSE4_2 give the same weights, both other than the default's). Its vendor-neutral
+COMPATIBLE branch (SSE2) made a backbone step 55-65% slower here (0.46-0.49 -> 0.70-0.81 s at batch 32,
+2 threads; AVX2: 0.48-0.50), which breaks the embedded run's 20-minute budget. So MKL_CBWR=AVX2: the same
+bits on every Intel CPU with AVX2, MKL's deterministic AUTO branch elsewhere; the figures are bit-identical
+between machines of one CPU vendor, and tests/test_cpu.py holds one committed fingerprint per vendor.
+
+Each layer reads its variable once, when torch first uses it, so `pin_cpu` runs before `import torch`: vila's
+CLI does it first thing in the stages that compute with torch (backbone, train, evaluate, speed).
 
 `cpu_isa: avx2` in params.yaml (every x86-64 CPU of the last decade has AVX2); `native` leaves the
 libraries to choose (faster on AVX-512 machines, other bits). Non-x86 machines are never pinned.
@@ -17,17 +22,17 @@ libraries to choose (faster on AVX-512 machines, other bits). Non-x86 machines a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 PINS: dict[str, dict[str, str]] = {
     "avx2": {
         "ATEN_CPU_CAPABILITY": "avx2",  # torch's own kernels (vectorised elementwise ops, reductions, softmax)
         "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (convolution, some linear and layer-norm paths)
-        "MKL_CBWR": "COMPATIBLE",  # MKL (every matmul): its one code path that is the same on Intel and AMD CPUs
+        "MKL_CBWR": "AVX2",  # MKL (every matmul): its AVX2 branch on Intel CPUs, its deterministic AUTO one elsewhere
     },
     "native": {},
 }
@@ -54,29 +59,20 @@ def pin_cpu(isa: str) -> dict[str, str]:
     return pins
 
 
+def cpu_vendor() -> str:
+    """GenuineIntel, AuthenticAMD, ... (Linux's /proc/cpuinfo), else what `platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def capability() -> dict[str, Any]:
     """What this process's torch computes with: for provenance and the figures' JSON."""
     import torch
 
-    return {"aten": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
+    return {"aten": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(), "vendor": cpu_vendor(),
             "pins": {k: os.environ[k] for k in PINS["avx2"] if k in os.environ}}
-
-
-def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
-    """sha256 of the tiny backbone's weights after `steps` steps of its image-set pretraining (no video, no
-    files): the same string wherever the kernels compute the same bits. A few seconds on one core."""
-    import torch
-
-    from vila.backbone import embedded_backbone, pretrain_embedded
-
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = embedded_backbone(seed)
-    params = {"seed": seed, "data": {"synthqa": {"size": 32}},
-              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1}}
-    pretrain_embedded(model, tokenizer, params)
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()
