@@ -14,20 +14,24 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install lock reproduce reproduce-all test test-remote test-slurm lint data clean
-install: $(STAMP)
+.PHONY: install lock plots-template reproduce reproduce-all test test-remote test-slurm lint data clean
+install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
 TORCH := torch==2.13.0
 LOCK := requirements.lock
+# vega for `dvc plots show/diff` offline: the versions DVC's own page asks a CDN for, from the npm registry.
+VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+PLOTS_TEMPLATE := .dvc/plots-offline.html
 
-# Exactly the versions the figures come from: everything from the lock, then the project itself with
-# --no-deps, so pip installs nothing the lock does not pin; pip check proves the lock is consistent.
+# Exactly the versions the figures come from: everything from the lock and the project itself with --no-deps
+# (the lock is complete: nothing to resolve, about a minute faster), so pip installs nothing the lock does not
+# pin; pip check proves the lock is consistent.
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	@touch $(STAMP)
@@ -49,6 +53,14 @@ lock:
 	  "$$tmp/venv/bin/pip" freeze --exclude-editable | "$$tmp/venv/bin/python" -c "$$FREEZE_TO_LOCK"; } > "$$out"; \
 	chmod 644 "$$out"; mv "$$out" $(LOCK); echo "$(LOCK): $$(grep -vc '^#' $(LOCK)) pins"
 
+# DVC's plots page with the vega scripts inlined (.dvc/config: plots.html_template); fetched pinned, never committed.
+plots-template: $(PLOTS_TEMPLATE)
+$(PLOTS_TEMPLATE): workflow/scripts/offline_plots_template.py
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for spec in $(VEGA); do name=$${spec%@*}; mkdir -p "$$tmp/$$name"; \
+	  (cd "$$tmp/$$name" && npm pack --silent "$$spec" >/dev/null && tar -xzf *.tgz); done; \
+	$(PYTHON) workflow/scripts/offline_plots_template.py "$$tmp" $@
+
 # pip freeze -> lock lines: PEP 503 names, sorted, no local label, without the project and pip/setuptools/wheel.
 define FREEZE_TO_LOCK
 import re, sys
@@ -66,7 +78,7 @@ export FREEZE_TO_LOCK
 
 # data/ is tracked whole by data.dvc. A fresh clone has neither data/ nor its (empty) cache entry:
 # pull it from the team remote when one is configured, else record the empty folder locally.
-data: $(STAMP)
+data: $(STAMP) $(PLOTS_TEMPLATE)
 	@mkdir -p data
 	@if $(BIN)/dvc status data.dvc 2>/dev/null | grep -q "not in cache"; then \
 	  if [ -n "$$($(BIN)/dvc remote list)" ]; then $(BIN)/dvc pull data.dvc; \

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from tests.test_model import batch, student
+from vila.device import autocast, to_device
 from vila.models.build import freeze_for_finetuning
 from vila.train_models import place_for_training
-from vila.training import TrainSettings, autocast, to_device, train
+from vila.training import TrainSettings, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

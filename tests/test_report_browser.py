@@ -40,3 +40,36 @@ def test_table1_renders_in_chromium(smoke_dag: Path):
         browser.close()
     assert errors == []
     assert requests == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_dvc_plots_render_offline(smoke_dag: Path, tmp_path):
+    """`dvc plots show` with the project's page template (vega inlined, `make plots-template`): every plot
+    draws in Chromium with nothing requested from the network."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import run
+
+    template = ROOT / ".dvc" / "plots-offline.html"
+    assert template.exists(), "make install builds .dvc/plots-offline.html"
+    project = tmp_path / "p"
+    shutil.copytree(smoke_dag, project, ignore=shutil.ignore_patterns(".snakemake"))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "plots.html_template",
+                                                                 "plots-offline.html"]):
+        run(cmd, project)
+    shutil.copy(template, project / ".dvc" / "plots-offline.html")
+    run(["dvc", "plots", "show", "-o", "plots"], project)
+    page_path = project / "plots" / "index.html"
+    assert "cdn.jsdelivr" not in page_path.read_text()
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(page_path.as_uri())
+        page.wait_for_function("document.querySelectorAll('svg.marks, canvas.marks').length >= 2", timeout=20000)
+        browser.close()
+    assert errors == []
+    assert requests == []

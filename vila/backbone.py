@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vila.device import autocast, device
 from vila.io import atomic_dir, read_json, sha256_file, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.paths import Paths
-from vila.training import autocast, device
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")

@@ -15,14 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-STAGES = {
-    "download": ("vila.data.download", "generate synthqa, or verify and convert a real dataset under data/"),
-    "preprocess": ("vila.data.preprocess", "decode every clip once into the frame cache"),
-    "backbone": ("vila.backbone", "pretrain (embedded) or load (real) the backbone; cache frozen-ViT features"),
-    "reweight": ("vila.train_models:run_reweight", "student init = 4-frame model + 32-frame teacher branch"),
-    "speed": ("vila.speed", "latency, breakdown, FLOPs and memory of every variant, in one process"),
-    "report": ("vila.report", "execute the notebooks with papermill and render reports/*.html"),
-}
+from vila.pipeline import plain_commands, stage_by_name
 
 
 def _call(target: str, *args: Any) -> Any:
@@ -51,11 +44,11 @@ def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True)
         torch.set_num_threads(params["threads"][threads])
 
 
-def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
+def cmd_stage(name: str, target: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         params = _params(args)
         _setup(params, "backbone" if name == "backbone" else None, pin=name in ("backbone", "speed"))
-        _call(STAGES[name][0], params)
+        _call(target, params, *([args.params] if name == "report" else []))
 
     return run
 
@@ -63,23 +56,23 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
 def cmd_train(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "train")
-    from vila.training import setup_distributed
+    from vila.device import setup_distributed
 
     setup_distributed()  # joins torchrun's process group when launched by torchrun
     if args.kind == "teacher":
         if args.frames is None:
             raise SystemExit("vila train teacher: --frames N is required")
-        _call("vila.train_models:run_teacher", params, args.frames)
+        _call(stage_by_name("teacher").module, params, args.frames)
     else:
         if args.variant is None:
             raise SystemExit("vila train student: --variant NAME is required")
-        _call("vila.train_models:run_student", params, args.variant)
+        _call(stage_by_name("student").module, params, args.variant)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "evaluate")
-    _call("vila.evaluation:run", params, args.variant)
+    _call(stage_by_name("evaluate_student").module, params, args.variant)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -121,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in STAGES.items():
-        sub.add_parser(name, help=help_text).set_defaults(func=cmd_stage(name))
+    for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
+        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name, stage.module))
     p = sub.add_parser("train", help="train a uniform-N teacher or a ViLA student variant")
     p.add_argument("kind", choices=["teacher", "student"])
     p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N")

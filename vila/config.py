@@ -103,7 +103,7 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
             errors.append(
                 f"{where}.select: {frames} sampled frames (data.frames) cannot be split into {s['select']} equal segments"
             )
-        if s["select"] not in teacher_frames:
+        if where == "train.student" and s["select"] not in teacher_frames:  # re_weight builds vila_init from it
             errors.append(f"{where}.select: {s['select']} needs a uniform_{s['select']}f model in train.teacher.frames")
     tau = params["train"]["student"]["tau"]
     if tau["end"] > tau["start"]:

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.data.dataset import Batcher, load_split
 from vila.data.metrics import score
+from vila.data.sampling import uniform_indices
+from vila.device import autocast, device, to_device
 from vila.io import write_json
 from vila.paths import Paths
-from vila.training import autocast, device, to_device
 
 log = logging.getLogger(__name__)
 

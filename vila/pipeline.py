@@ -11,8 +11,11 @@ changed key can affect.
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,74 +25,186 @@ OPTIM_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "gra
               "max_steps", "checkpoint_every")
 STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
                 "released_teacher_qformer", "tau", "noisy_eval", "prompter_lr")
-SRC = "vila/"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Stage:
+    """One node of the DAG. `deps` are its data dependencies; its code dependencies are computed: the import
+    closure inside vila/ of `module` (the code the stage's command runs) and of the CLI, plus, for a stage
+    that renders notebooks, the notebooks and what their cells import."""
+
     name: str
     cmd: str
+    module: str  # module[:function] the command runs (function default: run)
     deps: tuple[str, ...]
     params: tuple[str, ...]
     outs: tuple[str, ...]
-    metrics: tuple[str, ...] = ()  # outputs DVC keeps out of its cache and reads as metrics
+    results: tuple[str, ...] = ()  # small JSON outputs DVC keeps out of its cache (git may track them)
+    metrics: tuple[str, ...] = ()  # the same, read by DVC as metrics (dvc metrics show / diff, dvc exp show)
     foreach: str | None = None  # "frames" | "variant"
-    plots: tuple[str, ...] = field(default=())
+    notebooks: tuple[str, ...] = ()
+    help: str = ""  # the CLI's one-line description of a stage that is a plain `vila <name>` command
+    threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
+    resources: tuple[tuple[str, int], ...] = ()  # Snakemake resources, sized for the full-size run on a cluster
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("download", "vila download",
-          deps=(f"{SRC}data/download.py", f"{SRC}data/synthqa.py", f"{SRC}data/video.py", f"{SRC}data/convert.py",
-                f"{SRC}data/real.py", "data"),
+    Stage("download", "vila download", "vila.data.download",
+          help="generate synthqa, or verify and convert a real dataset under data/",
+          deps=("data",),
           params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa"),
-          outs=("work/{dataset}/dataset",)),
-    Stage("preprocess", "vila preprocess",
-          deps=(f"{SRC}data/preprocess.py", f"{SRC}data/video.py", f"{SRC}data/dataset.py", f"{SRC}data/prompts.py",
-                "work/{dataset}/dataset"),
+          outs=("work/{dataset}/dataset",),
+          resources=(("mem_mb", 8000), ("runtime", 240))),
+    Stage("preprocess", "vila preprocess", "vila.data.preprocess",
+          help="decode every clip once into the frame cache",
+          deps=("work/{dataset}/dataset",),
           params=("data.frames", "data.on_bad_video", "data.decoder", "model.preset"),
-          outs=("work/{dataset}/frames",)),
-    Stage("backbone", "vila backbone",
-          deps=(f"{SRC}backbone.py", f"{SRC}cpu.py", f"{SRC}models/modeling.py", f"{SRC}models/presets.py", f"{SRC}models/tokenizer.py",
-                "work/{dataset}/frames"),
+          outs=("work/{dataset}/frames",),
+          resources=(("mem_mb", 8000), ("runtime", 240))),
+    Stage("backbone", "vila backbone", "vila.backbone",
+          help="pretrain (embedded) or load (real) the backbone; cache frozen-ViT features",
+          deps=("work/{dataset}/frames",),
           params=("seed", "cpu_isa", "threads.backbone", "model.preset", "model.weights", "backbone"),
-          outs=("models/{dataset}/backbone", "work/{dataset}/features")),
-    Stage("teacher", "vila train teacher --frames {frames}",
-          deps=(f"{SRC}train_models.py", f"{SRC}training.py", f"{SRC}cpu.py", f"{SRC}models/modeling.py", "models/{dataset}/backbone",
-                "work/{dataset}/features", "work/{dataset}/frames"),
+          outs=("models/{dataset}/backbone", "work/{dataset}/features"),
+          threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("teacher", "vila train teacher --frames {frames}", "vila.train_models:run_teacher",
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora", "evaluate.batch_size",
                   *(f"train.teacher.{k}" for k in OPTIM_KEYS)),
-          outs=("models/{dataset}/uniform_{frames}f",), foreach="frames"),
-    Stage("reweight", "vila reweight",
-          deps=(f"{SRC}train_models.py", "models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f"),
+          outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("reweight", "vila reweight", "vila.train_models:run_reweight",
+          help="student init = 4-frame model + 32-frame teacher branch",
+          deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f"),
           params=("seed", "data.frames", "train.student.select", "train.student.selector", "train.student.gate",
                   "train.student.selector_input"),
-          outs=("models/{dataset}/vila_init",)),
-    Stage("student", "vila train student --variant {variant}",
-          deps=(f"{SRC}train_models.py", f"{SRC}training.py", f"{SRC}cpu.py", f"{SRC}models/modeling.py", "models/{dataset}/vila_init",
-                "work/{dataset}/features", "work/{dataset}/frames"),
-          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size", "variants.{variant}",
-                  *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
-          outs=("models/{dataset}/{variant}",), foreach="variant"),
-    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
-          deps=(f"{SRC}evaluation.py", f"{SRC}cpu.py", f"{SRC}data/metrics.py", "models/{dataset}/uniform_{frames}f",
-                "work/{dataset}/features", "work/{dataset}/dataset"),
-          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size", "evaluate.chosen_sample"),
-          outs=(), metrics=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames"),
-    Stage("evaluate_student", "vila evaluate --variant {variant}",
-          deps=(f"{SRC}evaluation.py", f"{SRC}cpu.py", f"{SRC}data/metrics.py", "models/{dataset}/{variant}",
-                "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
-          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size", "evaluate.chosen_sample"),
-          outs=(), metrics=("results/{dataset}/eval/{variant}.json",), foreach="variant"),
-    Stage("speed", "vila speed",
-          deps=(f"{SRC}speed.py", f"{SRC}cpu.py", f"{SRC}models/flops.py", "models/{dataset}", "work/{dataset}/frames"),
+          outs=("models/{dataset}/vila_init",),
+          resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("student", "vila train student --variant {variant}", "vila.train_models:run_student",
+          deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
+                  "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
+          outs=("models/{dataset}/{variant}",), foreach="variant",
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f", "vila.evaluation",
+          deps=("models/{dataset}/uniform_{frames}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames",
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("evaluate_student", "vila evaluate --variant {variant}", "vila.evaluation",
+          deps=("models/{dataset}/{variant}", "work/{dataset}/features", "work/{dataset}/frames",
+                "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("speed", "vila speed", "vila.speed",
+          help="latency, breakdown, FLOPs and memory of every variant, in one process",
+          deps=("models/{dataset}", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "speed", "data.frames"),
-          outs=(), metrics=("results/{dataset}/speed.json",)),
-    Stage("report", "vila report",
-          deps=(f"{SRC}report.py", "notebooks", "paper-figures.yaml", "results/{dataset}", "models/{dataset}",
-                "work/{dataset}/dataset", "work/{dataset}/frames"),
+          outs=(), results=("results/{dataset}/speed.json",),
+          threads="all", resources=(("mem_mb", 16000), ("runtime", 60))),
+    Stage("summary", "vila summary", "vila.summary",
+          help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
+          deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
+          params=(),
+          outs=(), metrics=("results/{dataset}/metrics.json",),
+          resources=(("mem_mb", 1000), ("runtime", 5))),
+    Stage("report", "vila report", "vila.report",
+          help="execute the notebooks with papermill and render reports/*.html",
+          deps=("paper-figures.yaml", "results/{dataset}", "models/{dataset}", "work/{dataset}/dataset",
+                "work/{dataset}/frames"),
           params=("dataset", "report.selection_examples"),
-          outs=("reports/table1.html", "reports/table2.html", "reports/speed.html", "reports/training.html")),
+          outs=("reports/table1.html", "reports/table2.html", "reports/speed.html", "reports/training.html"),
+          notebooks=("notebooks/table1.ipynb", "notebooks/table2.ipynb", "notebooks/speed.ipynb",
+                     "notebooks/training.ipynb")),
 )
+# What every stage's command runs besides its module: the params loader and the CPU pins (through vila/cli.py,
+# whose other imports are each command's own, made inside that command).
+CLI_MODULES = ("vila.config", "vila.cpu")
+CLI_FILE = "vila/cli.py"
+
+
+def module_path(module: str, root: Path = ROOT) -> Path | None:
+    """vila.data.video -> vila/data/video.py (a package: its __init__.py); None outside this project."""
+    if module != "vila" and not module.startswith("vila."):
+        return None
+    base = root.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def imported_modules(source: str, module: str, is_package: bool = False, name: str = "<source>") -> set[str]:
+    """Every module a piece of code imports, at the top or inside a function (a lazy import is a dependency
+    too); `module` is the code's own module name, for relative imports."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x / from ..data import y
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}  # `from vila.data import video`
+    return found
+
+
+@functools.cache  # keyed by the file's mtime: every rule of the Snakefile asks for the same files
+def _file_imports(path: str, mtime_ns: int, module: str) -> frozenset[str]:
+    return frozenset(imported_modules(Path(path).read_text(), module, path.endswith("__init__.py"), path))
+
+
+def import_closure(*modules: str, root: Path = ROOT) -> list[str]:
+    """Repo-relative paths of the files of `modules` and of everything inside vila/ they import, transitively
+    (parent packages included: importing vila.data.video runs vila/__init__.py and vila/data/__init__.py)."""
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name in seen or (path := module_path(name, root)) is None:
+                continue
+            seen[name] = path
+            todo.extend(_file_imports(str(path), path.stat().st_mtime_ns, name))
+    return sorted(str(p.relative_to(root)) for p in seen.values())
+
+
+def notebook_imports(path: Path) -> set[str]:
+    """Modules the code cells of a notebook import."""
+    cells = json.loads(path.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return imported_modules(code, "__notebook__", name=str(path))
+
+
+def stage_code(stage: Stage, root: Path = ROOT) -> list[str]:
+    """The code a stage depends on: files inside vila/ (the import closure) and the notebooks it renders."""
+    modules = [stage.module.partition(":")[0], *CLI_MODULES]
+    for nb in stage.notebooks:
+        modules += sorted(notebook_imports(root / nb))
+    return sorted({*import_closure(*modules, root=root), CLI_FILE, *stage.notebooks})
+
+
+def stage_deps(stage: Stage) -> list[str]:
+    return [*stage_code(stage), *stage.deps]
+
+
+def stage_by_name(name: str) -> Stage:
+    return next(s for s in STAGES if s.name == name)
+
+
+def plain_commands() -> dict[str, Stage]:
+    """Stages that are a plain `vila <name>` command (the CLI's subcommands of that name)."""
+    return {s.name: s for s in STAGES if s.cmd == f"vila {s.name}"}
+
 
 PLOTS = [
     {"Training loss": {"template": "linear", "x": "step",
@@ -114,10 +229,14 @@ def _dvc(text: str, foreach: str | None) -> str:
 def render_dvc(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for st in stages:
-        body: dict[str, Any] = {"cmd": _dvc(st.cmd, st.foreach), "deps": [_dvc(d, st.foreach) for d in st.deps],
+        body: dict[str, Any] = {"cmd": _dvc(st.cmd, st.foreach), "deps": [_dvc(d, st.foreach) for d in stage_deps(st)],
                                 "params": [_dvc(p, st.foreach) for p in st.params]}
+        if not body["params"]:
+            del body["params"]
         if st.outs:
             body["outs"] = [_dvc(o, st.foreach) for o in st.outs]
+        if st.results:
+            body.setdefault("outs", []).extend({_dvc(r, st.foreach): {"cache": False}} for r in st.results)
         if st.metrics:
             body["metrics"] = [{_dvc(m, st.foreach): {"cache": False}} for m in st.metrics]
         if st.foreach == "frames":
@@ -161,8 +280,8 @@ def expand(params: dict[str, Any], stages: tuple[Stage, ...] = STAGES) -> list[d
             jobs.append({
                 "stage": st.name,
                 "cmd": st.cmd.format(**fmt),
-                "deps": sorted(d.format(**fmt) for d in st.deps),
+                "deps": sorted(d.format(**fmt) for d in stage_deps(st)),
                 "params": sorted(p.format(**fmt) for p in st.params),
-                "outs": sorted(o.format(**fmt) for o in (*st.outs, *st.metrics)),
+                "outs": sorted(o.format(**fmt) for o in (*st.outs, *st.results, *st.metrics)),
             })
     return jobs

@@ -344,7 +344,9 @@ def render_html(notebook: Any, title: str, footer: str) -> str:
             f"<style>{STYLE}</style></head><body>{body}{footer}</body></html>\n")
 
 
-def run(params: dict[str, Any]) -> None:
+def run(params: dict[str, Any], params_file: str = "params.yaml") -> None:
+    """Render every report from `params` (the notebooks reload them from `params_file`, the file `vila --params`
+    named, so what a report shows and what its provenance says come from one file)."""
     import nbformat
     import papermill as pm
 
@@ -358,7 +360,7 @@ def run(params: dict[str, Any]) -> None:
             pm.execute_notebook(
                 str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
                 parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
-                            "paper_figures": "paper-figures.yaml", "params_file": "params.yaml"},
+                            "paper_figures": "paper-figures.yaml", "params_file": str(params_file)},
             )
             nb = nbformat.read(executed, as_version=4)
             title = f"{name}: {params['dataset']}"

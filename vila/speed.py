@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.data.dataset import Batcher, load_split
+from vila.data.sampling import uniform_indices
 from vila.io import write_json
 from vila.paths import Paths
 

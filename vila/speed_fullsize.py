@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vila.data.sampling import uniform_indices
 from vila.io import write_json
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def _call(model: Any, bs: int, spec: dict[str, Any], device: Any) -> Any:
     g = torch.Generator(device="cpu").manual_seed(0)
     frames = torch.randint(0, 256, (bs, 32, 224, 224, 3), dtype=torch.uint8, generator=g).to(device)
     if spec["selector"] is None:
-        frames = frames[:, :: 32 // spec["frames"]]
+        frames = frames[:, torch.from_numpy(uniform_indices(32, spec["frames"], None, 1)[0])]  # interval middles
     ids = torch.randint(5, 1000, (bs, 48), generator=g).to(device)
     qids = torch.randint(5, 1000, (bs, 16), generator=g).to(device)
     nopt = torch.full((bs,), 4, device=device)

@@ -23,23 +23,15 @@ from tqdm import tqdm
 from vila.backbone import check_features
 from vila.config import student_settings
 from vila.data.augment import random_resized_crop
-from vila.data.dataset import Batcher, load_split, uniform_indices
+from vila.data.dataset import Batcher, load_split
+from vila.data.sampling import uniform_indices
+from vila.device import autocast, barrier, device, rank_and_world, to_device
 from vila.evaluation import accuracy
 from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import (
-    LoadFn,
-    LossFn,
-    TrainSettings,
-    autocast,
-    barrier,
-    device,
-    rank_and_world,
-    to_device,
-    train,
-)
+from vila.training import LoadFn, LossFn, TrainSettings, train
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +200,7 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     init, tokenizer = load_model(paths.model("vila_init"))
     torch.manual_seed(params["seed"])
     model = derive(
-        init, selector=s["selector"], gate=s["gate"], selector_input=s["selector_input"],
+        init, frames=s["select"], selector=s["selector"], gate=s["gate"], selector_input=s["selector_input"],
         distill=s["distill_weight"] > 0 or s["relevance_weight"] > 0,  # both read the teacher branch
         released_teacher_qformer=s["released_teacher_qformer"], noisy_eval=s["noisy_eval"],
     )

@@ -52,16 +52,6 @@ def load_split(paths: Paths, split: str, frames: bool = False, features: bool = 
     return qa
 
 
-def uniform_indices(total: int, count: int, rng: np.random.Generator | None, batch: int) -> np.ndarray:
-    """[batch, count] frame indices: one per equal interval; random within it (training) or the middle."""
-    width = total / count
-    starts = np.arange(count) * width
-    if rng is None:
-        idx = np.floor(starts + width / 2).astype(np.int64)
-        return np.broadcast_to(idx, (batch, count)).copy()
-    return np.floor(starts[None] + rng.random((batch, count)) * width).astype(np.int64)
-
-
 class Batcher:
     """Tokenises every question once and cuts batches (with the frames each model reads)."""
 

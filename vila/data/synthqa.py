@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from vila.data.sampling import uniform_indices
+
 FRAMES = 32
 TYPES = ("Interaction", "Sequence", "Prediction", "Feasibility")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -148,11 +150,6 @@ def make_clip(qtype: str, answer_pos: int, n_frames: int, distractors: int, rng:
     return Clip(frames, qtype, question, options, answer_pos, keys, target)
 
 
-def uniform_eval_indices(n_frames: int, count: int) -> list[int]:
-    """Middle frame of each of `count` equal intervals (evaluation-time uniform sampling)."""
-    return [int((i + 0.5) * n_frames / count) for i in range(count)]
-
-
 def keyframe_recall(keyframes: list[int], chosen: list[int]) -> float:
     """Fraction of a question's key frames among the chosen frames."""
     return len(set(keyframes) & set(chosen)) / len(keyframes)
@@ -192,7 +189,7 @@ def unified_item(clip: Clip, split: str, index: int) -> dict[str, Any]:
 
 
 def split_stats(items: list[dict[str, Any]], n_frames: int = FRAMES, select: int = 4) -> dict[str, Any]:
-    uniform = uniform_eval_indices(n_frames, select)
+    uniform = uniform_indices(n_frames, select, None, 1)[0].tolist()
     coverage = [keyframe_recall(it["keyframes"], uniform) for it in items]
     reachable = [segment_reachable(it["keyframes"], n_frames, select) for it in items]
     answers = np.bincount([it["answer"] for it in items], minlength=4)

@@ -166,11 +166,6 @@ def decode_pyav(path: Path, indices: np.ndarray) -> np.ndarray:
 _DECORD_VERDICT: dict[tuple[int, int], str] = {}
 
 
-def decord_verdicts() -> dict[str, str]:
-    """This process's verdicts, as 'WxH' -> '' (decord matches PyAV) or the reason it does not."""
-    return {f"{w}x{h}": v for (w, h), v in sorted(_DECORD_VERDICT.items())}
-
-
 def _decode_checked(path: Path, idx: np.ndarray, info: StreamInfo, decoder: str) -> tuple[np.ndarray, str, str]:
     """(frames, decoder used, why decord was not used): decord where its frames pass the shape check and
     its first clip of this size matched PyAV pixel for pixel; PyAV otherwise (or an error for `decord`)."""

@@ -62,14 +62,42 @@ def _tied_names(model: torch.nn.Module) -> set[str]:
     return tied
 
 
+# Which tensors a config change may reshape: the Frame-Prompter's depend on how many frames it picks and
+# what it reads, the distiller's token-axis layer on the student's and the teacher's token counts.
+RESHAPED_BY = {
+    "prompter.": ("frames", "sampled_frames", "selector", "gate", "selector_input", "prompter_hidden"),
+    "token_mapper.": ("frames", "sampled_frames"),
+}
+
+
 def derive(base: ViLAModel, **changes: Any) -> ViLAModel:
-    """A new model with `base`'s weights where names and shapes match, and config `changes`."""
+    """A new model with config `changes` and `base`'s weights wherever the new model has the same tensor.
+
+    Strict: a tensor that starts fresh (absent from `base`) is logged by name; a tensor whose shape differs is
+    an error naming it, unless the change explains it (RESHAPED_BY), in which case it starts fresh too."""
     config = ViLAConfig(**{**base.config.to_dict(), **changes})
     model = ViLAModel(config)
-    own = model.state_dict()
-    src = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
-    missing, _ = model.load_state_dict(src, strict=False)
-    log.debug("derive: fresh %s", missing)
+    own, src = model.state_dict(), base.state_dict()
+    changed = {k for k, v in changes.items() if getattr(base.config, k, None) != v}
+    keep, reshaped = {}, []
+    for name, tensor in src.items():
+        if name not in own:
+            continue
+        if own[name].shape == tensor.shape:
+            keep[name] = tensor
+            continue
+        why = [p for p, keys in RESHAPED_BY.items() if name.startswith(p) and changed & set(keys)]
+        if not why:
+            raise ValueError(f"derive: {name} has shape {tuple(tensor.shape)} in the source model and "
+                             f"{tuple(own[name].shape)} in the new one, which the change {sorted(changed)} does not "
+                             "explain")
+        reshaped.append(name)
+    model.load_state_dict(keep, strict=False)
+    fresh = sorted(set(own) - set(keep))
+    if fresh:
+        modules = sorted({".".join(n.split(".")[:2]) if n.startswith("teacher.") else n.split(".")[0] for n in fresh})
+        log.info("derive: %d tensors start fresh (%s)%s", len(fresh), ", ".join(modules),
+                 f"; reshaped by {sorted(changed)}: {', '.join(reshaped)}" if reshaped else "")
     return model
 
 

@@ -1,10 +1,11 @@
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from vila.config import ParamsError, lookup
 from vila.config import validate as validate_params
-from vila.pipeline import STAGES
+from vila.pipeline import STAGES, expand as expand_jobs, stage_by_name, stage_code
 
 try:
     validate_params(config, "params.yaml")
@@ -12,9 +13,8 @@ except ParamsError as error:
     sys.exit(f"Invalid configuration: {error}")
 
 DATASET = config["dataset"]
-FRAMES = config["train"]["teacher"]["frames"]
 VARIANTS = list(config["variants"])
-MODELS = [f"uniform_{n}f" for n in FRAMES] + VARIANTS
+JOBS = expand_jobs(config)  # every job of the DAG with concrete paths
 
 
 wildcard_constraints:
@@ -28,6 +28,36 @@ def stage_params(stage, **wildcards):
     return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
 
 
+def concrete(path):
+    """A stage-list path for this dataset; {frames}/{variant} stay Snakemake wildcards."""
+    return path.replace("{dataset}", DATASET)
+
+
+def stage_inputs(stage):
+    """Code dependencies (computed: the import closure of the stage's module), then data dependencies. A
+    folder that holds other stages' outputs (DVC reads `models/<dataset>` so) stands for those outputs:
+    Snakemake can depend on an output, not on its parent folder."""
+    inputs = list(stage_code(stage))
+    outs = sorted({o for job in JOBS for o in job["outs"]})
+    for dep in map(concrete, stage.deps):
+        inside = [o for o in outs if o.startswith(dep.rstrip("/") + "/")]
+        inputs += inside if inside and dep not in outs and "{" not in dep else [dep]
+    return inputs
+
+
+def stage_outputs(stage):
+    """Folders as directory() outputs, files (.json, .html) as they are."""
+    paths = map(concrete, (*stage.outs, *stage.results, *stage.metrics))
+    return [p if Path(p).suffix else directory(p) for p in paths]
+
+
+def stage_threads(stage):
+    """A count; a kind of params.yaml's threads.* (vila/cli.py sets torch to the same count); or every core."""
+    if stage.threads == "all":
+        return all_cores()
+    return torch_threads(stage.threads) if isinstance(stage.threads, str) else stage.threads
+
+
 def torch_threads(kind):
     """A torch job's threads: params.yaml's `threads.<kind>` (vila/cli.py sets torch to the same count)."""
     return config["threads"][kind]
@@ -39,7 +69,3 @@ def all_cores():
         return workflow.cores
     except WorkflowError:
         return 8
-
-
-def code(*files):
-    return [f"vila/{f}" for f in files]
