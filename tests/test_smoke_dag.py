@@ -123,10 +123,11 @@ def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path
 
 def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
     """torchrun --nproc_per_node 2 (CPU, gloo) trains a teacher to the same weights as one process at
-    the same global batch, up to float summation order. Tolerance 1e-4: attention key biases have a
-    zero gradient in exact arithmetic (softmax is shift-invariant), so Adam turns their rounding noise
-    into updates of up to ~lr per step (measured: 2.2e-5 after 6 steps); every other tensor agrees to ~1e-7.
-    (Under MKL's COMPATIBLE branch, not used, one Q-Former output weight moved 2.5e-5 too.)"""
+    the same global batch, up to float summation order. Tolerance 1e-4 (a wrong shard or a lost gradient
+    moves weights by ~lr = 1e-3 per step): Adam divides each gradient by its own running scale, so where a
+    gradient is near zero its rounding noise becomes an update of up to ~lr. Attention key biases have a zero
+    gradient in exact arithmetic (softmax is shift-invariant): 2.2e-5 after 6 steps; since the benchmark's clips
+    changed (session 4) Q-Former weights also move up to 2.6e-5 (layer 0 query, output_query); the rest ~1e-7."""
     from safetensors.torch import load_file
 
     results = {}
@@ -146,8 +147,6 @@ def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
     assert m1["world_size"] == 1 and m2["world_size"] == 2 and m1["steps"] == m2["steps"]
     diffs = {k: float((single[k] - ddp[k]).abs().max()) for k in single}
     assert max(diffs.values()) < 1e-4, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
-    others = {k: v for k, v in diffs.items() if not k.endswith("key.bias")}
-    assert max(others.values()) < 1e-5, sorted(others.items(), key=lambda kv: -kv[1])[:5]
     assert m1["best_val_accuracy"] == m2["best_val_accuracy"]
 
 
