@@ -3,8 +3,11 @@ errors, nothing requested from the network. A screenshot lands in reports/ as an
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,19 +20,27 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_table1_renders_in_chromium(smoke_dag: Path):
+@contextlib.contextmanager
+def offline_page(path: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """A page in headless Chromium at `path`, with the console errors and the network requests it makes."""
     from playwright.sync_api import sync_playwright
 
-    page_path = smoke_dag / "reports" / "table1.html"
-    errors, requests = [], []
+    errors: list[str] = []
+    requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        page.goto(page_path.as_uri())
+        page.goto(path.as_uri())
+        yield page, errors, requests
+        browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_table1_renders_in_chromium(smoke_dag: Path):
+    with offline_page(smoke_dag / "reports" / "table1.html") as (page, errors, requests):
         page.wait_for_load_state("load")
         assert page.locator("table").count() >= 2  # Table 1 and the provenance footer
         assert "67.1" in page.locator("table").first.inner_text()
@@ -37,7 +48,6 @@ def test_table1_renders_in_chromium(smoke_dag: Path):
         assert images and all(complete and width > 0 for complete, width in images)
         (ROOT / "reports").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "reports" / "table1.png"), full_page=True)
-        browser.close()
     assert errors == []
     assert requests == []
 
@@ -46,8 +56,6 @@ def test_table1_renders_in_chromium(smoke_dag: Path):
 def test_dvc_plots_render_offline(smoke_dag: Path, tmp_path):
     """`dvc plots show` with the project's page template (vega inlined, `make plots-template`): every plot
     draws in Chromium with nothing requested from the network."""
-    from playwright.sync_api import sync_playwright
-
     from tests.conftest import run
 
     template = ROOT / ".dvc" / "plots-offline.html"
@@ -61,15 +69,7 @@ def test_dvc_plots_render_offline(smoke_dag: Path, tmp_path):
     run(["dvc", "plots", "show", "-o", "plots"], project)
     page_path = project / "plots" / "index.html"
     assert "cdn.jsdelivr" not in page_path.read_text()
-    errors, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
-        page.goto(page_path.as_uri())
+    with offline_page(page_path) as (page, errors, requests):
         page.wait_for_function("document.querySelectorAll('svg.marks, canvas.marks').length >= 2", timeout=20000)
-        browser.close()
     assert errors == []
     assert requests == []
