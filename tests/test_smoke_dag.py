@@ -98,7 +98,7 @@ def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path
     from vila.train_models import run_teacher
 
     calls = {"decode": 0, "vit": 0}
-    real_read, real_vit = video.read_grid, InstructBlipVisionModel.forward
+    real_read, real_vit = video.decode_grid, InstructBlipVisionModel.forward
 
     def counting_read(*a, **k):
         calls["decode"] += 1
@@ -108,7 +108,7 @@ def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path
         calls["vit"] += 1
         return real_vit(self, *a, **k)
 
-    monkeypatch.setattr(video, "read_grid", counting_read)
+    monkeypatch.setattr(video, "decode_grid", counting_read)
     monkeypatch.setattr(InstructBlipVisionModel, "forward", counting_vit)
     project = tmp_path / "copy"
     shutil.copytree(smoke_dag, project)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from vila.data import synthqa
-from vila.data.video import VideoError, read_grid, write_clip
+from vila.data.video import VideoError, decode_grid, write_clip
 
 
 def items(split="train", n=400, seed=0):
@@ -51,7 +51,7 @@ def test_video_roundtrip_keeps_colours(tmp_path):
     clip = synthqa.make_clip("Prediction", 0, 32, 3, rng)
     frames = synthqa.render_clip(clip, 32, rng)
     write_clip(tmp_path / "c.mp4", frames)
-    back = read_grid(tmp_path / "c.mp4", 32)
+    back = decode_grid(tmp_path / "c.mp4", 32).frames
     assert back.shape == frames.shape
     k = clip.keyframes[0]
     obj = next(o for o in clip.frames[k] if o.colour == clip.target)
@@ -63,13 +63,13 @@ def test_bad_videos_are_named(tmp_path):
     import pytest
 
     with pytest.raises(VideoError, match="not found"):
-        read_grid(tmp_path / "missing.mp4", 32)
+        decode_grid(tmp_path / "missing.mp4", 32)
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(VideoError, match="empty"):
-        read_grid(tmp_path / "empty.mp4", 32)
+        decode_grid(tmp_path / "empty.mp4", 32)
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
     with pytest.raises(VideoError, match="corrupt.mp4"):
-        read_grid(tmp_path / "corrupt.mp4", 32)
+        decode_grid(tmp_path / "corrupt.mp4", 32)
     write_clip(tmp_path / "short.mp4", np.zeros((8, 32, 32, 3), np.uint8))
     with pytest.raises(VideoError, match="fewer than the 32"):
-        read_grid(tmp_path / "short.mp4", 32)
+        decode_grid(tmp_path / "short.mp4", 32)

@@ -231,14 +231,6 @@ def decode_grid(
     return Decoded(frames, used, reason)
 
 
-def read_grid(
-    path: str | Path, count: int, start: float | None = None, end: float | None = None, size: int | None = None,
-    decoder: str = "auto",
-) -> np.ndarray:
-    """The frames of `decode_grid`."""
-    return decode_grid(path, count, start, end, size, decoder).frames
-
-
 def resize_square(frames: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop to a square and resize (bilinear, via PIL) to size x size."""
     from PIL import Image
