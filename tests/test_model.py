@@ -221,9 +221,10 @@ def test_real_instructblip_loading_path(tmp_path):
 
     from vila.backbone import load_instructblip
     from vila.models.presets import backbone_config
-    from vila.models.tokenizer import build_word_tokenizer, synthqa_vocabulary
+    from vila.data.synthqa import vocabulary
+    from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
 
-    vocab = synthqa_vocabulary()
+    vocab = word_vocabulary(vocabulary())
     src = InstructBlipForConditionalGeneration(backbone_config("tiny", len(vocab))).eval()
     src.save_pretrained(tmp_path / "ib")
     build_word_tokenizer(vocab).save_pretrained(tmp_path / "ib")
@@ -249,9 +250,9 @@ def test_flops_at_full_size_agree_with_the_design_counts():
 
     cfg = ViLAConfig(backbone=backbone_config("flant5xl").to_dict(), frames=4, sampled_frames=32,
                      answer_prefix_ids=[3], letter_ids=[1, 2, 3, 4, 5])
-    table = flops_table(cfg, {"uniform_32f": {"frames": 32}, "vila_4f": {"frames": 4, "selector": "segment"},
-                              "vila_4f_fast": {"frames": 4, "selector": "segment", "selector_input": "patch_embed"}},
-                        32, 48, 16, device="meta")
+    specs = {"uniform_32f": {"frames": 32}, "vila_4f": {"frames": 4, "selector": "segment"},
+             "vila_4f_fast": {"frames": 4, "selector": "segment", "selector_input": "patch_embed"}}
+    table = flops_table({n: ViLAConfig(**{**cfg.to_dict(), **s}) for n, s in specs.items()}, 48, 16, device="meta")
     tf = {k: v["total"] / 1e12 for k, v in table.items()}
     assert tf["uniform_32f"] == pytest.approx(20.5, rel=0.10)  # design.md: about 20.5 TFLOPs
     assert tf["vila_4f"] == pytest.approx(17.3, rel=0.10)  # about 17.3 (1.19x)
@@ -318,3 +319,48 @@ def test_speed_times_the_variants_in_turn_after_their_warmups():
     assert all(t >= 0 for v in times.values() for t in v)
     order.clear()
     assert len(time_call(calls["a"], warmup=1, repeats=4)) == 4 and order == ["a"] * 5
+
+
+def frames_batch(tok, n=2, t=32, size=32):
+    b = batch(tok, n=n, frames=t)
+    del b["vit_tokens"], b["labels"]
+    g = torch.Generator().manual_seed(1)
+    b["frames"] = torch.randint(0, 256, (n, t, size, size, 3), dtype=torch.uint8, generator=g)
+    return b
+
+
+@pytest.mark.parametrize("design", ["uniform", "vit", "patch_embed"])
+def test_speed_breakdown_and_flops_run_the_forward_pass_own_steps(backbone, design, monkeypatch):
+    """The breakdown re-runs each step of one traced forward pass: together they give forward's answer, and
+    a change to a step (here: the LLM step replaced) reaches the breakdown and the FLOP count with no other edit."""
+    from vila.models.flops import step_flops
+    from vila.models.modeling import ForwardPass, trace_steps
+    from vila.speed import end_to_end, end_to_end_frames, step_calls
+
+    base, tok = backbone
+    model = (derive(base, frames=4, sampled_frames=32, selector=None, distill=False) if design == "uniform" else
+             student(base, selector_input=design)).eval()
+    b = frames_batch(tok)
+    expected_order = ["select", "vit", "qformer", "llm"] if design == "patch_embed" else ["vit", "select", "qformer", "llm"]
+    assert [name for name, _ in model.steps()] == expected_order
+    calls = step_calls(model, b, 32)
+    assert list(calls) == expected_order
+    frames = end_to_end_frames(model, b["frames"], 32)
+    assert frames.shape[1] == (4 if design == "uniform" else 32)
+    p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"], frames=frames)
+    with torch.inference_mode():
+        trace_steps(model, p)
+        letter_logits = model(frames=frames, **{k: v for k, v in b.items() if k != "frames"}).letter_logits
+    letters = torch.tensor(model.config.letter_ids)
+    assert torch.equal(p.vocab_logits[:, letters[:2]], letter_logits[:, :2])
+    assert torch.equal(letter_logits.argmax(-1), end_to_end(model, b, 32)())
+    flops = step_flops(model, 20, 8)
+    vit_frame = step_flops(derive(base, frames=1, sampled_frames=1, selector=None, distill=False), 20, 8)["vit"]
+    assert flops["vit"] == (32 if design == "vit" else 4) * vit_frame  # the fast design encodes only the chosen 4
+    assert (flops["select"] == 0) == (design == "uniform")
+
+    seen = []
+    monkeypatch.setattr(model, "step_llm", lambda p: seen.append(p.visual.shape))
+    step_calls(model, b, 32)["llm"]()
+    assert seen and seen[-1][1] == 4 * model.config.backbone_config.num_query_tokens
+    assert step_flops(model, 20, 8)["llm"] == 0

@@ -22,7 +22,7 @@ def snakemake_jobs(project: Path, target: str = "all") -> dict[str, dict[str, li
         cmd = re.search(r"^Shell command: (.*)$", block, re.M)
         if cmd is None or cmd.group(1).strip() == "None":  # target rules (reproduce_*, all) have no command
             continue
-        jobs[cmd.group(1).strip()] = {
+        jobs[cmd.group(1).split(" 2>&1 | tee logs/")[0].strip()] = {
             "deps": sorted(inputs.group(1).split(", ")) if inputs else [],
             "outs": sorted(outputs.group(1).split(", ")) if outputs else [],
         }
@@ -121,3 +121,15 @@ def test_dry_run_lists_every_stage_rule(project):
     for rule in ("download", "preprocess", "backbone", "teacher", "reweight", "student", "evaluate_teacher",
                  "evaluate_student", "speed", "summary", "report"):
         assert re.search(rf"^rule {rule}:", out, re.M), rule
+
+
+def test_every_job_writes_its_own_log_file(project):
+    out = run(["snakemake", "-n", "--cores", "1", "-F", "-p", "all"], project).stdout
+    jobs = [b for b in out.split("rule ")[1:] if re.search(r"^Shell command: vila ", b, re.M)]
+    logs = [re.search(r"^\s+log: (\S+)$", b, re.M) for b in jobs]
+    assert jobs and all(logs), "a job without a log: file"
+    names = [m.group(1) for m in logs]
+    assert len(set(names)) == len(names) and all(n.startswith("logs/synthqa/") for n in names)
+    assert "logs/synthqa/teacher_32.log" in names and "logs/synthqa/student_vila_4f.log" in names
+    for block, name in zip(jobs, names, strict=True):
+        assert re.search(rf"^Shell command: vila .* 2>&1 \| tee {re.escape(name)}$", block, re.M), name

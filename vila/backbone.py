@@ -22,10 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
 from vila.device import autocast, device
 from vila.io import atomic_dir, read_json, sha256_file, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
+from vila.models.tokenizer import answer_token_ids
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -37,16 +39,31 @@ HOW_TO_GET_WEIGHTS = (
 )
 
 
-def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
-    from vila.models.presets import backbone_config
-    from vila.models.tokenizer import answer_token_ids, build_word_tokenizer, synthqa_vocabulary
+def prompt_token_ids(tokenizer: Any, frames: int) -> dict[str, Any]:
+    """The fixed token ids a ViLAConfig records for this tokenizer: the answer prefix and letters, SeViLA's frame
+    marks (`Frame {i}: ` for i = 1..frames, and the Localizer's `Frame: `) and its "yes"/"no" answers."""
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids
 
-    vocab = synthqa_vocabulary()
-    tokenizer = build_word_tokenizer(vocab)
     prefix, letters = answer_token_ids(tokenizer)
+    yes_no = [ids(YES), ids(NO)]
+    if any(len(x) != 1 for x in yes_no):
+        raise ValueError(f"tokenizer splits {YES!r}/{NO!r} as {yes_no}; the Localizer needs one token each")
+    return {"answer_prefix_ids": prefix, "letter_ids": letters,
+            "frame_prefix_ids": [ids(frame_mark(i)) for i in range(1, frames + 1)],
+            "localizer_prefix_ids": ids(LOCALIZER_MARK), "yes_no_ids": [x[0] for x in yes_no]}
+
+
+def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
+    from vila.data.synthqa import vocabulary
+    from vila.models.presets import backbone_config
+    from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
+
+    vocab = word_vocabulary(vocabulary())
+    tokenizer = build_word_tokenizer(vocab)
     torch.manual_seed(seed)
     config = ViLAConfig(backbone=backbone_config("tiny", len(vocab)).to_dict(), frames=1, sampled_frames=1,
-                        answer_prefix_ids=prefix, letter_ids=letters)
+                        **prompt_token_ids(tokenizer, 32))
     return ViLAModel(config), tokenizer
 
 
@@ -54,16 +71,12 @@ def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]
     """InstructBLIP weights from a local directory (save_pretrained layout), as a ViLAModel."""
     from transformers import AutoTokenizer, InstructBlipForConditionalGeneration
 
-    from vila.models.tokenizer import answer_token_ids
-
     path = Path(weights) if weights else None
     if path is None or not (path / "config.json").exists():
         raise FileNotFoundError(f"model.weights: {weights!r} is not a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}")
     src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    prefix, letters = answer_token_ids(tokenizer)
-    config = ViLAConfig(backbone=src.config.to_dict(), frames=1, sampled_frames=1,
-                        answer_prefix_ids=prefix, letter_ids=letters)
+    config = ViLAConfig(backbone=src.config.to_dict(), frames=1, sampled_frames=1, **prompt_token_ids(tokenizer, 32))
     model = ViLAModel(config)
     for name in ("vision_model", "qformer", "language_projection", "language_model"):
         getattr(model, name).load_state_dict(getattr(src, name).state_dict())

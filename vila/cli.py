@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,11 @@ from vila.pipeline import plain_commands, stage_by_name
 def _call(target: str, *args: Any) -> Any:
     module, _, func = target.partition(":")
     return getattr(importlib.import_module(module), func or "run")(*args)
+
+
+def run_stage(name: str, params: dict[str, Any], **wildcards: Any) -> None:
+    """vila/stages/<name>.py's main(params, **wildcards)."""
+    importlib.import_module(stage_by_name(name).module).main(params, **wildcards)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,11 +50,11 @@ def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True)
         torch.set_num_threads(params["threads"][threads])
 
 
-def cmd_stage(name: str, target: str) -> Callable[[argparse.Namespace], None]:
+def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         params = _params(args)
         _setup(params, "backbone" if name == "backbone" else None, pin=name in ("backbone", "speed"))
-        _call(target, params, *([args.params] if name == "report" else []))
+        run_stage(name, params, **({"params_file": args.params} if name == "report" else {}))
 
     return run
 
@@ -62,17 +68,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.kind == "teacher":
         if args.frames is None:
             raise SystemExit("vila train teacher: --frames N is required")
-        _call(stage_by_name("teacher").module, params, args.frames)
+        run_stage("teacher", params, frames=args.frames)
     else:
         if args.variant is None:
             raise SystemExit("vila train student: --variant NAME is required")
-        _call(stage_by_name("student").module, params, args.variant)
+        run_stage("student", params, variant=args.variant)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "evaluate")
-    _call(stage_by_name("evaluate_student").module, params, args.variant)
+    teacher = re.fullmatch(r"uniform_\d+f", args.variant)
+    run_stage("evaluate_teacher" if teacher else "evaluate_student", params, variant=args.variant)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -115,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
-        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name, stage.module))
+        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name))
     p = sub.add_parser("train", help="train a uniform-N teacher or a ViLA student variant")
     p.add_argument("kind", choices=["teacher", "student"])
     p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N")

@@ -1,8 +1,8 @@
-"""The stage list: the one description of the DAG that dvc.yaml is generated from.
-
-`vila pipeline` writes dvc.yaml from it; the Snakemake rules in workflow/rules/*.smk declare the same
-stages by hand (they read better as Snakemake), and tests/test_pipeline.py proves that Snakemake's
-and DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
+"""The stage list: the one description of the DAG. Everything else is derived from it: the Snakemake rules
+(workflow/rules/stages.smk, through the helpers in common.smk), dvc.yaml (`vila pipeline` writes it; CI checks
+it is current), the CLI's stage commands, and each stage's code dependencies (the import closure of its module
+vila/stages/<name>.py). tests/test_pipeline.py checks, through each tool's own reading, that Snakemake's and
+DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
 
 Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
 of `variants`). Params are listed as finely as each stage reads them, so DVC reruns only what a
@@ -30,13 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Stage:
-    """One node of the DAG. `deps` are its data dependencies; its code dependencies are computed: the import
-    closure inside vila/ of `module` (the code the stage's command runs) and of the CLI, plus, for a stage
-    that renders notebooks, the notebooks and what their cells import."""
+    """One node of the DAG, run by vila/stages/<name>.py. `deps` are its data dependencies; its code dependencies
+    are computed: the import closure inside vila/ of its module and of the CLI, plus, for a stage that renders
+    notebooks, the notebooks and what their cells import."""
 
     name: str
     cmd: str
-    module: str  # module[:function] the command runs (function default: run)
     deps: tuple[str, ...]
     params: tuple[str, ...]
     outs: tuple[str, ...]
@@ -48,71 +47,76 @@ class Stage:
     threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
     resources: tuple[tuple[str, int], ...] = ()  # Snakemake resources, sized for the full-size run on a cluster
 
+    @property
+    def module(self) -> str:
+        """The stage's own module, vila/stages/<name>.py, whose main(params, **wildcards) the command runs."""
+        return f"vila.stages.{self.name}"
+
 
 STAGES: tuple[Stage, ...] = (
-    Stage("download", "vila download", "vila.data.download",
+    Stage("download", "vila download",
           help="generate synthqa, or verify and convert a real dataset under data/",
           deps=("data",),
           params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa"),
           outs=("work/{dataset}/dataset",),
           resources=(("mem_mb", 8000), ("runtime", 240))),
-    Stage("preprocess", "vila preprocess", "vila.data.preprocess",
+    Stage("preprocess", "vila preprocess",
           help="decode every clip once into the frame cache",
           deps=("work/{dataset}/dataset",),
           params=("data.frames", "data.on_bad_video", "data.decoder", "model.preset"),
           outs=("work/{dataset}/frames",),
           resources=(("mem_mb", 8000), ("runtime", 240))),
-    Stage("backbone", "vila backbone", "vila.backbone",
+    Stage("backbone", "vila backbone",
           help="pretrain (embedded) or load (real) the backbone; cache frozen-ViT features",
           deps=("work/{dataset}/frames",),
           params=("seed", "cpu_isa", "threads.backbone", "model.preset", "model.weights", "backbone"),
           outs=("models/{dataset}/backbone", "work/{dataset}/features"),
           threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
-    Stage("teacher", "vila train teacher --frames {frames}", "vila.train_models:run_teacher",
+    Stage("teacher", "vila train teacher --frames {frames}",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora", "evaluate.batch_size",
                   *(f"train.teacher.{k}" for k in OPTIM_KEYS)),
           outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
-    Stage("reweight", "vila reweight", "vila.train_models:run_reweight",
+    Stage("reweight", "vila reweight",
           help="student init = 4-frame model + 32-frame teacher branch",
           deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f"),
           params=("seed", "data.frames", "train.student.select", "train.student.selector", "train.student.gate",
                   "train.student.selector_input"),
           outs=("models/{dataset}/vila_init",),
           resources=(("mem_mb", 16000), ("runtime", 30))),
-    Stage("student", "vila train student --variant {variant}", "vila.train_models:run_student",
+    Stage("student", "vila train student --variant {variant}",
           deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
                   "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
           outs=("models/{dataset}/{variant}",), foreach="variant",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
-    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f", "vila.evaluation",
+    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
           deps=("models/{dataset}/uniform_{frames}f", "work/{dataset}/features", "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames",
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    Stage("evaluate_student", "vila evaluate --variant {variant}", "vila.evaluation",
+    Stage("evaluate_student", "vila evaluate --variant {variant}",
           deps=("models/{dataset}/{variant}", "work/{dataset}/features", "work/{dataset}/frames",
                 "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    Stage("speed", "vila speed", "vila.speed",
+    Stage("speed", "vila speed",
           help="latency, breakdown, FLOPs and memory of every variant, in one process",
           deps=("models/{dataset}", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "speed", "data.frames"),
           outs=(), results=("results/{dataset}/speed.json",),
           threads="all", resources=(("mem_mb", 16000), ("runtime", 60))),
-    Stage("summary", "vila summary", "vila.summary",
+    Stage("summary", "vila summary",
           help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
           deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
           params=(),
           outs=(), metrics=("results/{dataset}/metrics.json",),
           resources=(("mem_mb", 1000), ("runtime", 5))),
-    Stage("report", "vila report", "vila.report",
+    Stage("report", "vila report",
           help="execute the notebooks with papermill and render reports/*.html",
           deps=("paper-figures.yaml", "results/{dataset}", "models/{dataset}", "work/{dataset}/dataset",
                 "work/{dataset}/frames"),
@@ -187,7 +191,7 @@ def notebook_imports(path: Path) -> set[str]:
 
 def stage_code(stage: Stage, root: Path = ROOT) -> list[str]:
     """The code a stage depends on: files inside vila/ (the import closure) and the notebooks it renders."""
-    modules = [stage.module.partition(":")[0], *CLI_MODULES]
+    modules = [stage.module, *CLI_MODULES]
     for nb in stage.notebooks:
         modules += sorted(notebook_imports(root / nb))
     return sorted({*import_closure(*modules, root=root), CLI_FILE, *stage.notebooks})

@@ -8,6 +8,7 @@ Video decoding and tokenisation are not timed: they are the same for every varia
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import platform
@@ -54,13 +55,16 @@ def time_call(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
     return time_interleaved({"call": fn}, warmup, repeats)["call"]
 
 
+def end_to_end_frames(model: Any, frames: torch.Tensor, total: int) -> torch.Tensor:
+    """What a variant is given: the whole grid, or a uniform model's N grid frames (interval middles)."""
+    if model.config.selector is None:
+        return frames[:, torch.from_numpy(uniform_indices(total, model.config.frames, None, 1)[0])]
+    return frames
+
+
 def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callable[[], Any]:
     """The timed call: frames -> answer. A uniform model first takes its N grid frames."""
-    cfg = model.config
-    frames = batch["frames"]
-    if cfg.selector is None:
-        idx = torch.from_numpy(uniform_indices(total, cfg.frames, None, 1)[0])
-        frames = frames[:, idx]
+    frames = end_to_end_frames(model, batch["frames"], total)
     inputs = {k: v for k, v in batch.items() if k not in ("frames", "labels", "vit_tokens")}
 
     def call() -> Any:
@@ -70,43 +74,24 @@ def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callab
     return call
 
 
-def component_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> dict[str, Callable[[], Any]]:
-    """The same work as end_to_end, cut into vit / select / qformer / llm, each on its own inputs."""
-    cfg = model.config
-    frames = batch["frames"]
-    qids, qmask = batch["qformer_ids"], batch["qformer_mask"]
-    with torch.inference_mode():
-        if cfg.selector is None:
-            idx = torch.from_numpy(uniform_indices(total, cfg.frames, None, 1)[0])
-            read = frames[:, idx]
-            calls: dict[str, Callable[[], Any]] = {"select": lambda: None}
-            vit_input = read
-        else:
-            sel_tokens = (model.patch_embeddings(frames) if cfg.selector_input == "patch_embed"
-                          else model.encode_frames(frames))
-            _, chosen, _ = model.select(sel_tokens, qids, qmask, tau=1.0)
-            picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
-            if cfg.selector_input == "patch_embed":
-                calls = {"select": lambda: model.select(model.patch_embeddings(frames), qids, qmask, 1.0)}
-                vit_input = picked
-            else:
-                calls = {"select": lambda: model.select(sel_tokens, qids, qmask, 1.0)}
-                vit_input = frames  # the released design runs the ViT on every sampled frame
-        vit_tokens = model.encode_frames(vit_input)
-        student_vit = vit_tokens if cfg.selector is None or cfg.selector_input == "patch_embed" else \
-            torch.gather(vit_tokens, 1, chosen[:, :, None, None].expand(-1, -1, *vit_tokens.shape[2:]))
-        visual = model.qformer_tokens(student_vit, qids, qmask)
-    calls["vit"] = lambda: model.encode_frames(vit_input)
-    calls["qformer"] = lambda: model.qformer_tokens(student_vit, qids, qmask)
-    calls["llm"] = lambda: model.answer_logits(visual, batch["input_ids"], batch["attention_mask"])
+def step_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> dict[str, Callable[[], Any]]:
+    """The same work as end_to_end cut into the forward pass's own steps (vit, select, qformer, llm: the model's
+    `steps`), each re-run alone on the inputs it had in one traced pass."""
+    from vila.models.modeling import ForwardPass, trace_steps
 
-    def wrap(fn: Callable[[], Any]) -> Callable[[], Any]:
-        def inner() -> Any:
+    frames = end_to_end_frames(model, batch["frames"], total)
+    p = ForwardPass(batch["qformer_ids"], batch["qformer_mask"], batch["input_ids"], batch["attention_mask"],
+                    frames=frames)
+    with torch.inference_mode():
+        traced = trace_steps(model, p)
+
+    def call(step: Callable[[Any], None], before: Any) -> Callable[[], Any]:
+        def inner() -> None:
             with torch.inference_mode():
-                return fn()
+                step(copy.copy(before))
         return inner
 
-    return {k: wrap(v) for k, v in calls.items()}
+    return {name: call(step, before) for name, step, before in traced}
 
 
 def _rss_kib() -> int:
@@ -146,20 +131,15 @@ def peak_memory_mb(call: Callable[[], Any]) -> float:
     return float(text)
 
 
-def flop_report(params: dict[str, Any], model_configs: dict[str, Any], prompt_len: int, question_len: int) -> dict[str, Any]:
+def flop_report(model_configs: dict[str, Any], prompt_len: int, question_len: int) -> dict[str, Any]:
+    """FLOPs per question of every variant's forward steps: at the trained (tiny) size with this prompt length,
+    and at Flan-T5-XL size (meta device) with InstructBLIP's ~48 T5 and ~16 Q-Former tokens for these questions."""
     from vila.models.flops import flops_table
-    from vila.models.modeling import ViLAConfig
     from vila.models.presets import backbone_config
 
-    specs = {name: {"frames": c.frames, "selector": c.selector, "selector_input": c.selector_input}
-             for name, c in model_configs.items()}
-    any_cfg = next(iter(model_configs.values()))
-    total = params["data"]["frames"]
-    tiny = flops_table(any_cfg, specs, total, prompt_len, question_len, device="cpu")
-    xl_cfg = ViLAConfig(**{**any_cfg.to_dict(), "backbone": backbone_config("flant5xl").to_dict(), "lora": None})
-    # InstructBLIP's prompt for these questions is ~48 T5 tokens and ~16 Q-Former tokens
-    xl = flops_table(xl_cfg, specs, total, 48, 16, device="meta")
-    return {"tiny": tiny, "flant5xl": xl}
+    return {"tiny": flops_table(model_configs, prompt_len, question_len, device="cpu"),
+            "flant5xl": flops_table(model_configs, 48, 16, device="meta",
+                                    backbone=backbone_config("flant5xl").to_dict())}
 
 
 def run(params: dict[str, Any]) -> None:
@@ -185,7 +165,7 @@ def run(params: dict[str, Any]) -> None:
         model, tok = models[name]
         batch = Batcher(tok, qa).batch(np.arange(largest), None, features=False, frames=True)
         breakdown[name] = {part: statistics.median(time_call(fn, cfg["warmup"], cfg["repeats"]))
-                           for part, fn in component_calls(model, batch, total).items()}
+                           for part, fn in step_calls(model, batch, total).items()}
     ref = "uniform_32f" if "uniform_32f" in latency else f"uniform_{total}f"
     speedup = {f"{n}_vs_{ref}": latency[ref][str(largest)]["median"] / latency[n][str(largest)]["median"]
                for n in names if n != ref}
@@ -193,7 +173,7 @@ def run(params: dict[str, Any]) -> None:
     sample = Batcher(tok, qa).batch(np.arange(min(len(qa), 64)), None, features=False)
     prompt_len = int(sample["attention_mask"].sum(1).float().mean().round())
     question_len = int(sample["qformer_mask"].sum(1).float().mean().round())
-    flops = flop_report(params, {n: m.config for n, (m, _) in models.items()}, prompt_len, question_len)
+    flops = flop_report({n: m.config for n, (m, _) in models.items()}, prompt_len, question_len)
     memory = {}
     for n in tqdm(names, desc="speed: peak memory"):
         model, tok = models[n]

@@ -131,7 +131,8 @@ def run(batch_sizes: list[int], repeats: int, warmup: int, out: Path, train_batc
     torch.cuda.empty_cache()
     largest = str(max(batch_sizes))
     ref = latency["uniform_32f"][largest]["median"]
-    flops = flops_table(base, VARIANTS, 32, 48, 16, device="meta")
+    configs = {n: ViLAConfig(**{**base.to_dict(), "selector_input": "vit", **spec}) for n, spec in VARIANTS.items()}
+    flops = flops_table(configs, 48, 16, device="meta")
     result = {
         "device": torch.cuda.get_device_name(0), "threads": torch.get_num_threads(), "batch_sizes": batch_sizes,
         "repeats": repeats, "warmup": warmup, "timed": TIMED, "latency_ms": latency,

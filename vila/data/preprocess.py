@@ -37,14 +37,6 @@ def video_path(paths: Paths, dataset: str, video: str) -> Path:
     return locate_video(paths.raw, dataset, video)
 
 
-def frame_size(params: dict[str, Any]) -> int:
-    if params["dataset"] == "synthqa":
-        return params["data"]["synthqa"]["size"]
-    from vila.models.presets import PRESETS
-
-    return PRESETS[params["model"]["preset"]]["vision_config"]["image_size"]
-
-
 class Clips(torch.utils.data.Dataset):
     """Decoded (and checked) grid of each clip, or the reason it could not be decoded (handled by the caller).
 
@@ -79,9 +71,10 @@ def decoding_summary(decoder: str, served: dict[str, dict[str, str]], fallbacks:
     return {"decoder": decoder, "clips": counts, "pyav_clips": fallbacks}
 
 
-def run(params: dict[str, Any]) -> None:
+def run(params: dict[str, Any], size: int) -> None:
+    """Decode every clip's `data.frames`-frame grid, resized to size x size."""
     paths = Paths.from_params(params)
-    count, size = params["data"]["frames"], frame_size(params)
+    count = params["data"]["frames"]
     on_bad, decoder = params["data"]["on_bad_video"], params["data"]["decoder"]
     skipped: dict[str, dict[str, str]] = {}
     served: dict[str, dict[str, str]] = {}  # split -> video -> decoder

@@ -7,6 +7,16 @@ from typing import Any
 LETTERS = "ABCDE"
 MC_SUFFIX = "Considering the information presented in the frame, select the correct answer from the options."
 VLEP_QUESTION = "Upon observing the provided frames, what is the most probable subsequent event?"
+# SeViLA: the Localizer's question about one frame, the marks before a frame's tokens, and its answers
+LOCALIZER_SUFFIX = ("Does the information within the frame provide the necessary details to accurately answer the "
+                    "given question?")
+LOCALIZER_MARK = "Frame: "
+YES, NO = "yes", "no"
+
+
+def frame_mark(i: int) -> str:
+    """What SeViLA's Answerer reads before the tokens of its i-th frame (i from 1)."""
+    return f"Frame {i}: "
 
 
 def options_text(item: dict[str, Any]) -> str:
@@ -23,3 +33,11 @@ def llm_prompt(item: dict[str, Any]) -> str:
 def qformer_prompt(item: dict[str, Any]) -> str:
     """The Q-Former's instruction: the question alone (it selects what to read from each frame)."""
     return item.get("question") or VLEP_QUESTION
+
+
+def localizer_prompt(item: dict[str, Any]) -> str:
+    """SeViLA's Localizer prompt (read after `Frame: ` and one frame's tokens): the question, its options, and
+    whether this frame answers it."""
+    if not item.get("question"):
+        return f"{VLEP_QUESTION} {options_text(item)} {LOCALIZER_SUFFIX}"
+    return f"Question: {item['question']} {options_text(item)} {LOCALIZER_SUFFIX}"

@@ -243,3 +243,16 @@ def pretraining_batch(
         clips.append(clip)
         frames.append(render_clip(clip, size, rng))
     return frames, clips
+
+
+def vocabulary() -> list[str]:
+    """Every word the benchmark's prompts, questions and options use, split as a whitespace word-level
+    tokenizer splits them (the embedded model's vocabulary)."""
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from vila.data import prompts
+
+    texts = [prompts.MC_SUFFIX, prompts.VLEP_QUESTION, "Question: Option", *(q.format(c="red") for q in QUESTION.values()),
+             *QUADRANTS, *SHAPES]
+    words = [w for text in texts for w, _ in Whitespace().pre_tokenize_str(text.lower())]
+    return [*words, *COLOURS, "object", "objects", "is", "are", "there", "in", "a", "an", "and"]

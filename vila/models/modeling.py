@@ -13,6 +13,11 @@ ViLA adds two modules:
   the 32-frame model) encodes all T frames; the student's K*Q projected tokens are mapped along
   the token axis to T*Q tokens and matched to the teacher's with an MSE loss.
 
+The baseline of the paper's claims, SeViLA (selector "localizer"): a Localizer (its own Q-Former, query tokens,
+LayerNorm on the ViT output and projection) scores each sampled frame by one pass of the frozen LLM over
+`Frame: ` + that frame's tokens + the localizer prompt (the "yes" logit at the first decoder step); the top-k
+frames, in time order, go to the answering model, whose frames are each preceded by `Frame {i}: `.
+
 Ours, beyond the paper: relevance distillation. The frozen teacher also says which frames its answer
 depends on (gradient x input of the right answer's log-probability, per frame), and the Prompter's
 per-segment distribution is pulled towards that relevance. The straight-through gradient alone is a
@@ -21,7 +26,9 @@ linearisation around the frame chosen now, which says little about a very differ
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +53,9 @@ class ViLAConfig(PretrainedConfig):
     """Backbone sizes (an InstructBlipConfig) plus what this model does with frames.
 
     frames: frames the answering model reads; sampled_frames: frames per clip before selection.
-    selector None = uniform sampling (the teachers); "segment" or "topk" = a Frame-Prompter.
+    selector None = uniform sampling (the teachers); "segment" or "topk" = a Frame-Prompter; "localizer" =
+    SeViLA's Localizer. frame_prefix: the answering model reads `Frame {i}: ` before frame i (SeViLA).
+    The token ids (answer prefix, letters, frame marks, yes/no) are facts of the backbone's tokenizer.
     """
 
     model_type = "vila_video_instructblip"
@@ -66,6 +75,10 @@ class ViLAConfig(PretrainedConfig):
         lora: dict[str, Any] | None = None,
         answer_prefix_ids: list[int] | None = None,
         letter_ids: list[int] | None = None,
+        frame_prefix: bool = False,
+        frame_prefix_ids: list[list[int]] | None = None,
+        localizer_prefix_ids: list[int] | None = None,
+        yes_no_ids: list[int] | None = None,
         initializer_range: float = 0.1,
         **kwargs: Any,
     ) -> None:
@@ -85,6 +98,10 @@ class ViLAConfig(PretrainedConfig):
         self.lora = lora
         self.answer_prefix_ids = answer_prefix_ids or []
         self.letter_ids = letter_ids or []
+        self.frame_prefix = frame_prefix
+        self.frame_prefix_ids = frame_prefix_ids or []
+        self.localizer_prefix_ids = localizer_prefix_ids or []
+        self.yes_no_ids = yes_no_ids or []
         self.initializer_range = initializer_range
 
     @property
@@ -189,6 +206,39 @@ class TeacherBranch(nn.Module):
         self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
 
 
+STEP_NAMES = ("vit", "select", "qformer", "llm")
+
+
+class Localizer(TeacherBranch):
+    """SeViLA's Localizer: its own Q-Former, query tokens, LayerNorm on the ViT output and projection to the
+    LLM width; it scores frames through the model's frozen LLM (ViLAModel.localizer_logits)."""
+
+    def __init__(self, config: InstructBlipConfig) -> None:
+        super().__init__(config)
+        self.ln_vision = nn.LayerNorm(config.vision_config.hidden_size)
+
+
+@dataclass
+class ForwardPass:
+    """What one forward pass has so far: the inputs, then what each step adds (ViLAModel.steps)."""
+
+    qformer_ids: torch.Tensor
+    qformer_mask: torch.Tensor | None
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor | None
+    frames: torch.Tensor | None = None  # [B, T, H, W, 3] uint8
+    vit_tokens: torch.Tensor | None = None  # [B, T, N, Dv] of every given frame (the cache, or step vit)
+    tau: float = 1.0
+    localizer_ids: torch.Tensor | None = None  # [B, L] the Localizer's prompt (SeViLA)
+    localizer_mask: torch.Tensor | None = None
+    weights: torch.Tensor | None = None  # [B, K, T] selection (straight-through)
+    chosen: torch.Tensor | None = None  # [B, K] frame indices
+    scores: torch.Tensor | None = None  # [B, T] the Prompter's gate scores
+    student_vit: torch.Tensor | None = None  # [B, F, N, Dv] ViT tokens of the frames the answerer reads
+    visual: torch.Tensor | None = None  # [B, F*Q, Dt] projected query tokens
+    vocab_logits: torch.Tensor | None = None  # [B, vocab] at the answer-letter position
+
+
 @dataclass
 class ViLAOutput:
     letter_logits: torch.Tensor  # [B, 5], options a question lacks set to -inf
@@ -214,8 +264,12 @@ class ViLAModel(PreTrainedModel):
         self.qformer = InstructBlipQFormerModel._from_config(bb.qformer_config)
         self.language_projection = nn.Linear(qdim, tdim)
         self.language_model = T5ForConditionalGeneration._from_config(bb.text_config)
-        self.prompter = None
-        if config.selector:
+        self.prompter = self.localizer = None
+        if config.selector not in (None, "segment", "topk", "localizer"):
+            raise ValueError(f"unknown selector {config.selector!r} (None, segment, topk or localizer)")
+        if config.selector == "localizer":
+            self.localizer = Localizer(bb)
+        elif config.selector:
             self.prompter = FramePrompter(
                 bb.vision_config.hidden_size, qdim, config.prompter_hidden, config.frames, config.selector, config.gate
             )
@@ -251,7 +305,7 @@ class ViLAModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, (ViLAModel, TeacherBranch)):
+        elif isinstance(module, (ViLAModel, TeacherBranch)):  # TeacherBranch: the Localizer too
             # Random, not zero: identical query tokens would stay identical under training.
             nn.init.normal_(module.query_tokens, std=std)
 
@@ -297,8 +351,10 @@ class ViLAModel(PreTrainedModel):
         tokens = tokens.flatten(2).transpose(1, 2).reshape(b, t, -1, tokens.shape[1])
         return tokens - tokens.mean(dim=1, keepdim=True)
 
-    def question_embedding(self, qformer_ids: torch.Tensor, qformer_mask: torch.Tensor) -> torch.Tensor:
+    def question_embedding(self, qformer_ids: torch.Tensor, qformer_mask: torch.Tensor | None) -> torch.Tensor:
         emb = self.qformer.embeddings.word_embeddings(qformer_ids)
+        if qformer_mask is None:  # every token is real (FLOP counting on the meta device)
+            return emb.mean(1)
         mask = qformer_mask.unsqueeze(-1).to(emb.dtype)
         return (emb * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
@@ -338,6 +394,21 @@ class ViLAModel(PreTrainedModel):
         ).last_hidden_state[:, : queries.shape[1]]
         return out.view(b, f, queries.shape[1], -1)
 
+    def token_embeddings(self, ids: list[int], device: torch.device) -> torch.Tensor:
+        """The frozen LLM's input embeddings of fixed token ids [len(ids), Dt]."""
+        return self.language_model.get_input_embeddings()(torch.tensor(ids, device=device))
+
+    def with_frame_prefixes(self, visual: torch.Tensor) -> torch.Tensor:
+        """[B, F*Q, Dt] -> [B, F*(P+Q), Dt]: frame i's tokens preceded by the embedded `Frame {i}: ` (SeViLA)."""
+        b, q = visual.shape[0], self.config.backbone_config.num_query_tokens
+        f = visual.shape[1] // q
+        marks = self.config.frame_prefix_ids[:f]
+        if len(marks) < f or len({len(m) for m in marks}) != 1:
+            raise ValueError(f"frame_prefix_ids: need {f} frame marks of one length, have {marks}")
+        prefix = torch.stack([self.token_embeddings(m, visual.device) for m in marks]).to(visual.dtype)  # [F, P, Dt]
+        framed = torch.cat([prefix.expand(b, -1, -1, -1), visual.view(b, f, q, -1)], dim=2)
+        return framed.flatten(1, 2)
+
     def answer_logits(
         self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
@@ -368,6 +439,49 @@ class ViLAModel(PreTrainedModel):
         noisy = self.training or self.config.noisy_eval
         return *self.prompter.select_frames(scores, tau, noisy), scores
 
+    def localizer_logits(
+        self,
+        vit_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor | None,
+        localizer_ids: torch.Tensor,
+        localizer_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """SeViLA's Localizer: one frozen-LLM pass per frame over `Frame: ` + that frame's Q projected query tokens
+        + the localizer prompt -> vocabulary logits at the first decoder step [B, T, vocab] (the frame's score is
+        the "yes" logit). The B*T passes run as one batch; each row holds one frame."""
+        assert self.localizer is not None, "localizer_logits needs selector 'localizer'"
+        loc, lm = self.localizer, self.language_model
+        b, t = vit_tokens.shape[:2]
+        visual = self.qformer_tokens(loc.ln_vision(vit_tokens), qformer_ids, qformer_mask, branch=loc)
+        visual = visual.view(b * t, loc.query_tokens.shape[1], -1)  # one row per frame
+        prefix = self.token_embeddings(self.config.localizer_prefix_ids, visual.device).to(visual.dtype)
+        prompt = lm.get_input_embeddings()(localizer_ids.repeat_interleave(t, dim=0))
+        embeds = torch.cat([prefix.expand(b * t, -1, -1), visual, prompt], dim=1)
+        mask = None
+        if localizer_mask is not None:
+            ones = torch.ones(b * t, prefix.shape[0] + visual.shape[1], dtype=localizer_mask.dtype, device=visual.device)
+            mask = torch.cat([ones, localizer_mask.repeat_interleave(t, dim=0)], dim=1)
+        start = self.config.backbone_config.text_config.decoder_start_token_id
+        decoder_ids = torch.full((b * t, 1), start, dtype=torch.long, device=visual.device)
+        logits = lm(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_ids).logits[:, 0]
+        return logits.view(b, t, -1)
+
+    def localizer_loss(
+        self,
+        vit_tokens: torch.Tensor,
+        qformer_ids: torch.Tensor,
+        qformer_mask: torch.Tensor | None,
+        localizer_ids: torch.Tensor,
+        localizer_mask: torch.Tensor | None,
+        frame_labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """SeViLA's self-refinement loss: the LM loss of "yes" (label 1) or "no" (label 0) for each frame [B, T]."""
+        logits = self.localizer_logits(vit_tokens, qformer_ids, qformer_mask, localizer_ids, localizer_mask)
+        yes, no = self.config.yes_no_ids
+        target = torch.where(frame_labels.bool(), yes, no)
+        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
     def teacher_frame_relevance(
         self,
         vit_tokens: torch.Tensor,
@@ -391,6 +505,64 @@ class ViLAModel(PreTrainedModel):
             (grad,) = torch.autograd.grad(log_prob, tokens)
         return (grad * tokens).float().sum(-1).view(b, t, -1).sum(-1).abs()
 
+    # ---- the forward pass as named steps (training, evaluation, the speed breakdown and FLOP counting all
+    # run these; see `steps`) ----
+    @property
+    def selects_before_vit(self) -> bool:
+        """The fast design: the Prompter reads cheap patch embeddings, the full ViT only the chosen frames."""
+        return self.prompter is not None and self.config.selector_input == "patch_embed"
+
+    def steps(self) -> list[tuple[str, Callable[[ForwardPass], None]]]:
+        """The forward pass, (name, step) in the order they run; each step reads and fills a ForwardPass.
+
+        vit: frozen ViT on the frames this design encodes | select: which frames the answering model reads (the
+        Frame-Prompter, or SeViLA's Localizer with its per-frame LLM passes) | qformer: Q-Former once per read
+        frame, projected to the LLM width | llm: T5 to the answer position.
+        """
+        order = ("select", "vit", "qformer", "llm") if self.selects_before_vit else STEP_NAMES
+        return [(name, getattr(self, f"step_{name}")) for name in order]
+
+    def step_vit(self, p: ForwardPass) -> None:
+        if self.selects_before_vit:
+            if p.vit_tokens is None:  # end to end: encode only the chosen frames
+                picked = torch.gather(p.frames, 1, p.chosen[:, :, None, None, None].expand(-1, -1, *p.frames.shape[2:]))
+                p.student_vit = self.encode_frames(picked)
+        elif p.vit_tokens is None:
+            p.vit_tokens = self.encode_frames(p.frames)
+
+    def step_select(self, p: ForwardPass) -> None:
+        if self.localizer is not None:  # SeViLA: the top-k frames by the Localizer's "yes" logit, in time order
+            if p.localizer_ids is None:
+                raise ValueError("a SeViLA model needs the localizer prompt (Batcher(..., localizer=True))")
+            logits = self.localizer_logits(p.vit_tokens, p.qformer_ids, p.qformer_mask, p.localizer_ids,
+                                           p.localizer_mask)
+            p.scores = logits[..., self.config.yes_no_ids[0]]
+            p.chosen = p.scores.topk(self.config.frames, dim=-1).indices.sort(dim=-1).values
+            p.student_vit = torch.gather(
+                p.vit_tokens, 1, p.chosen[:, :, None, None].expand(-1, -1, *p.vit_tokens.shape[2:])
+            )
+            return
+        if self.prompter is None:  # uniform: the model reads every frame it is given
+            p.student_vit = p.vit_tokens
+            return
+        selector_tokens = self.patch_embeddings(p.frames) if self.selects_before_vit else p.vit_tokens
+        p.weights, p.chosen, p.scores = self.select(selector_tokens, p.qformer_ids, p.qformer_mask, p.tau)
+        if p.vit_tokens is None:
+            return  # fast design end to end: step_vit encodes the chosen frames
+        if torch.is_grad_enabled() and p.weights.requires_grad:  # straight-through: gradient reaches the Prompter
+            p.student_vit = torch.einsum("bkt,btnd->bknd", p.weights, p.vit_tokens)
+        else:
+            p.student_vit = torch.gather(
+                p.vit_tokens, 1, p.chosen[:, :, None, None].expand(-1, -1, *p.vit_tokens.shape[2:])
+            )
+
+    def step_qformer(self, p: ForwardPass) -> None:
+        p.visual = self.qformer_tokens(p.student_vit, p.qformer_ids, p.qformer_mask)
+
+    def step_llm(self, p: ForwardPass) -> None:
+        visual = self.with_frame_prefixes(p.visual) if self.config.frame_prefix else p.visual
+        p.vocab_logits = self.answer_logits(visual, p.input_ids, p.attention_mask)
+
     def forward(
         self,
         qformer_ids: torch.Tensor,
@@ -405,52 +577,46 @@ class ViLAModel(PreTrainedModel):
         distill_weight: float = 0.0,
         frame_relevance: torch.Tensor | None = None,
         relevance_weight: float = 0.0,
+        localizer_ids: torch.Tensor | None = None,
+        localizer_mask: torch.Tensor | None = None,
     ) -> ViLAOutput:
         """Answer multiple-choice questions about clips.
 
         vit_tokens [B, T, N, Dv]: frozen-ViT tokens of every sampled frame (from the feature cache), or
         frames [B, T, H, W, 3] uint8 (end to end; the ViT then runs on what the model needs).
-        A uniform model reads all T given frames; a ViLA model selects `config.frames` of them.
+        A uniform model reads all T given frames; a ViLA or SeViLA model selects `config.frames` of them
+        (SeViLA also needs localizer_ids/localizer_mask, its Localizer's prompt).
         frame_relevance [B, T]: the teacher's (teacher_frame_relevance), the Prompter's target in training.
         """
-        chosen = scores = None
-        if self.prompter is None:
-            if vit_tokens is None:
-                vit_tokens = self.encode_frames(frames)
-            student_vit = vit_tokens
-        else:
-            if self.config.selector_input == "patch_embed":
-                selector_tokens = self.patch_embeddings(frames)
-            else:
-                if vit_tokens is None:
-                    vit_tokens = self.encode_frames(frames)
-                selector_tokens = vit_tokens
-            weights, chosen, scores = self.select(selector_tokens, qformer_ids, qformer_mask, tau)
-            if vit_tokens is None:  # fast path: the full ViT runs only on the chosen frames
-                picked = torch.gather(frames, 1, chosen[:, :, None, None, None].expand(-1, -1, *frames.shape[2:]))
-                student_vit = self.encode_frames(picked)
-            elif torch.is_grad_enabled() and weights.requires_grad:
-                student_vit = torch.einsum("bkt,btnd->bknd", weights, vit_tokens)
-            else:
-                student_vit = torch.gather(
-                    vit_tokens, 1, chosen[:, :, None, None].expand(-1, -1, *vit_tokens.shape[2:])
-                )
-        visual = self.qformer_tokens(student_vit, qformer_ids, qformer_mask)
-        vocab_logits = self.answer_logits(visual, input_ids, attention_mask)
+        p = ForwardPass(qformer_ids, qformer_mask, input_ids, attention_mask, frames=frames, vit_tokens=vit_tokens,
+                        tau=tau, localizer_ids=localizer_ids, localizer_mask=localizer_mask)
+        for _, step in self.steps():
+            step(p)
+        vocab_logits = p.vocab_logits
         letters = torch.tensor(self.config.letter_ids, device=vocab_logits.device)
         letter_logits = vocab_logits[:, letters]
         option_ok = torch.arange(len(letters), device=letters.device)[None] < num_options[:, None]
         letter_logits = letter_logits.masked_fill(~option_ok, float("-inf"))
-        out = ViLAOutput(letter_logits=letter_logits, chosen=chosen)
+        out = ViLAOutput(letter_logits=letter_logits, chosen=p.chosen)
         if labels is not None:
             out.lm_loss = F.cross_entropy(vocab_logits, letters[labels])
             out.loss = out.lm_loss
-            if self.teacher is not None and distill_weight > 0 and vit_tokens is not None:
+            if self.teacher is not None and distill_weight > 0 and p.vit_tokens is not None:
                 with torch.no_grad():
-                    target = self.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
-                out.distill_loss = F.mse_loss(self.token_mapper(visual), target)
+                    target = self.qformer_tokens(p.vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
+                out.distill_loss = F.mse_loss(self.token_mapper(p.visual), target)
                 out.loss = out.lm_loss + distill_weight * out.distill_loss
-            if scores is not None and frame_relevance is not None and relevance_weight > 0:
-                out.relevance_loss = relevance_loss(scores, frame_relevance, self.config.frames, self.config.selector)
+            if p.scores is not None and frame_relevance is not None and relevance_weight > 0:
+                out.relevance_loss = relevance_loss(p.scores, frame_relevance, self.config.frames, self.config.selector)
                 out.loss = out.loss + relevance_weight * out.relevance_loss
         return out
+
+
+def trace_steps(model: ViLAModel, p: ForwardPass) -> list[tuple[str, Callable[[ForwardPass], None], ForwardPass]]:
+    """Run the forward pass's steps on `p`; return each step with a copy of the pass as that step found it, so a
+    step can be re-run alone on its real inputs (the speed breakdown times it, the FLOP count counts it)."""
+    traced = []
+    for name, step in model.steps():
+        traced.append((name, step, copy.copy(p)))
+        step(p)
+    return traced

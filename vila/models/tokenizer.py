@@ -1,6 +1,6 @@
 """Tokenizers.
 
-The embedded model uses a word-level tokenizer over the benchmark's closed vocabulary, built with
+The embedded model uses a word-level tokenizer over a closed vocabulary (the embedded benchmark's words, vila.data.synthqa.vocabulary), built with
 the `tokenizers` library and wrapped as a transformers fast tokenizer (so it saves and loads like
 any other). Real InstructBLIP checkpoints bring their own T5 and BERT tokenizers.
 """
@@ -15,22 +15,10 @@ SPECIAL = ["<pad>", "</s>", "<unk>"]
 LETTERS = "ABCDE"
 
 
-def synthqa_vocabulary() -> list[str]:
-    from tokenizers.pre_tokenizers import Whitespace
-
-    from vila.data import prompts, synthqa
-
-    texts = [prompts.MC_SUFFIX, prompts.VLEP_QUESTION, "Question: Option", *(q.format(c="red") for q in synthqa.QUESTION.values()),
-             *synthqa.QUADRANTS, *synthqa.SHAPES]
-    words: list[str] = list(LETTERS.lower())
-    for text in texts:  # split exactly as the tokenizer will
-        words += [w for w, _ in Whitespace().pre_tokenize_str(text.lower())]
-    words += list(synthqa.COLOURS)
-    words += ["object", "objects", "is", "are", "there", "in", "a", "an", "and"]
-    seen: dict[str, None] = {}
-    for w in words:
-        seen.setdefault(w, None)
-    return SPECIAL + sorted(seen)
+def word_vocabulary(words: list[str]) -> list[str]:
+    """The word-level tokenizer's vocabulary: the special tokens, then every word (lower-cased, once, sorted)
+    and the option letters the answer is read from."""
+    return SPECIAL + sorted({*LETTERS.lower(), *(w.lower() for w in words)})
 
 
 def build_word_tokenizer(vocab: list[str]) -> PreTrainedTokenizerFast:
@@ -66,3 +54,4 @@ def answer_token_ids(tokenizer) -> tuple[list[int], list[int]]:
             raise ValueError(f"tokenizer splits 'Option {letter}' as {ids}; expected {prefix} + one letter token")
         letters.append(ids[-1])
     return prefix, letters
+

@@ -51,6 +51,12 @@ def stage_outputs(stage):
     return [p if Path(p).suffix else directory(p) for p in paths]
 
 
+def stage_log(stage):
+    """The job's own log file (what the command wrote to stdout and stderr), one per job: its wildcards are in the name."""
+    job = {"frames": "_{frames}", "variant": "_{variant}"}.get(stage.foreach, "")
+    return f"logs/{DATASET}/{stage.name}{job}.log"
+
+
 def stage_threads(stage):
     """A count; a kind of params.yaml's threads.* (vila/cli.py sets torch to the same count); or every core."""
     if stage.threads == "all":

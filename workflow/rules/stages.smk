@@ -1,5 +1,6 @@
 # One rule per stage of vila/pipeline.py's stage list: inputs (the computed code dependencies, then the data),
-# outputs, params, threads and resources all come from that list, as dvc.yaml's stages do. A torch job's
+# outputs, params, threads and resources all come from that list (each job also writes its own log file,
+# logs/<dataset>/<stage>[_<frames|variant>].log), as dvc.yaml's stages do. A torch job's
 # threads are params.yaml's `threads.*` (vila sets torch to exactly that many, so the figures do not depend on
 # the machine); with 2 cores, two 1-thread trainings run side by side. Resources are sized for the full-size
 # (Flan-T5-XL) run on a cluster; a training job launches one process per GPU SLURM gives it (vila/cli.py).
@@ -12,6 +13,8 @@ for _stage in STAGES:
             stage_inputs(_stage),
         output:
             stage_outputs(_stage),
+        log:
+            stage_log(_stage),
         threads: stage_threads(_stage)
         params:
             values=lambda wildcards, name=_stage.name: stage_params(name, **dict(wildcards.items())),
@@ -21,4 +24,5 @@ for _stage in STAGES:
         resources:
             **dict(_stage.resources),
         shell:
-            "{params.cmd}"
+            # Snakemake runs this under `set -o pipefail`: the job fails when the command does
+            "{params.cmd} 2>&1 | tee {log}"
