@@ -32,6 +32,7 @@ def smoke_params() -> dict[str, Any]:
     p["backbone"].update(steps=2, batch_size=4, warmup_steps=1)
     p["train"]["teacher"].update(frames=[4, 32], epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["train"]["student"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
+    p["sevila"]["localizer"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["evaluate"].update(batch_size=8, chosen_sample=4)
     p["speed"].update(batch_sizes=[1, 2], repeats=20, warmup=1)
     p["report"]["selection_examples"] = 2

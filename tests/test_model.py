@@ -220,8 +220,8 @@ def test_real_instructblip_loading_path(tmp_path):
     from transformers import InstructBlipForConditionalGeneration
 
     from vila.backbone import load_instructblip
-    from vila.models.presets import backbone_config
     from vila.data.synthqa import vocabulary
+    from vila.models.presets import backbone_config
     from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
 
     vocab = word_vocabulary(vocabulary())

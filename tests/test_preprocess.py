@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import smoke_params
 from vila.data import download
-from vila.stages import preprocess
 from vila.data.video import VideoError
 from vila.paths import Paths
+from vila.stages import preprocess
 
 
 @pytest.fixture()

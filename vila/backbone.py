@@ -47,7 +47,7 @@ def prompt_token_ids(tokenizer: Any, frames: int) -> dict[str, Any]:
 
     prefix, letters = answer_token_ids(tokenizer)
     yes_no = [ids(YES), ids(NO)]
-    if any(len(x) != 1 for x in yes_no):
+    if any(len(x) != 1 for x in yes_no) or yes_no[0] == yes_no[1]:
         raise ValueError(f"tokenizer splits {YES!r}/{NO!r} as {yes_no}; the Localizer needs one token each")
     return {"answer_prefix_ids": prefix, "letter_ids": letters,
             "frame_prefix_ids": [ids(frame_mark(i)) for i in range(1, frames + 1)],

@@ -53,7 +53,9 @@ def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True)
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         params = _params(args)
-        _setup(params, "backbone" if name == "backbone" else None, pin=name in ("backbone", "speed"))
+        threads = stage_by_name(name).threads  # a params.yaml threads.* kind: a stage that computes with torch
+        kind = threads if threads in ("backbone", "train", "evaluate") else None
+        _setup(params, kind, pin=kind is not None or name == "speed")
         run_stage(name, params, **({"params_file": args.params} if name == "report" else {}))
 
     return run
@@ -65,10 +67,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vila.device import setup_distributed
 
     setup_distributed()  # joins torchrun's process group when launched by torchrun
-    if args.kind == "teacher":
+    if args.kind in ("teacher", "answerer"):
         if args.frames is None:
-            raise SystemExit("vila train teacher: --frames N is required")
-        run_stage("teacher", params, frames=args.frames)
+            raise SystemExit(f"vila train {args.kind}: --frames N is required")
+        run_stage(args.kind, params, frames=args.frames)
+    elif args.kind == "localizer":
+        run_stage("localizer", params)
     else:
         if args.variant is None:
             raise SystemExit("vila train student: --variant NAME is required")
@@ -78,8 +82,19 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "evaluate")
-    teacher = re.fullmatch(r"uniform_\d+f", args.variant)
-    run_stage("evaluate_teacher" if teacher else "evaluate_student", params, variant=args.variant)
+    if re.fullmatch(r"uniform_\d+f", args.variant):
+        stage = "evaluate_teacher"
+    elif re.fullmatch(r"sevila_\d+f", args.variant):
+        stage = "evaluate_sevila"
+    else:
+        stage = "evaluate_student"
+    run_stage(stage, params, variant=args.variant)
+
+
+def cmd_sevila(args: argparse.Namespace) -> None:
+    params = _params(args)
+    _setup(params, "train")
+    run_stage("sevila", params, frames=args.frames)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -123,14 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
         sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name))
-    p = sub.add_parser("train", help="train a uniform-N teacher or a ViLA student variant")
-    p.add_argument("kind", choices=["teacher", "student"])
-    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N")
+    p = sub.add_parser("train", help="train a uniform-N teacher, a ViLA student variant, or SeViLA's Answerer/Localizer")
+    p.add_argument("kind", choices=["teacher", "student", "answerer", "localizer"])
+    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N; answerer: SeViLA's k")
     p.add_argument("--variant", help="student: a key of `variants` in params.yaml")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="accuracy per type, key-frame recall, chosen frames of one variant")
-    p.add_argument("--variant", required=True, help="uniform_<N>f or a student variant")
+    p.add_argument("--variant", required=True, help="uniform_<N>f, a student variant, or sevila_<k>f")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("sevila", help="sevila_<k>f: SeViLA's k-frame Answerer with the trained Localizer")
+    p.add_argument("--frames", type=int, required=True, help="k, one of sevila.frames")
+    p.set_defaults(func=cmd_sevila)
     p = sub.add_parser("convert", help="official annotation files -> unified JSON lists, one per split")
     p.add_argument("dataset", choices=["star", "nextqa", "how2qa", "tvqa", "vlep"])
     p.add_argument("--src", required=True, help="folder with the official files under their official names")

@@ -76,6 +76,13 @@ def student_settings(params: dict[str, Any], variant: str) -> dict[str, Any]:
     return merged
 
 
+def model_names(params: dict[str, Any]) -> list[str]:
+    """Every model the DAG trains and evaluates, in table order: the uniform teachers, the ViLA student variants,
+    SeViLA at each k."""
+    return ([f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
+            + [f"sevila_{k}f" for k in params["sevila"]["frames"]])
+
+
 def cross_field_errors(params: dict[str, Any]) -> list[str]:
     errors = []
     frames = params["data"]["frames"]
@@ -105,6 +112,15 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
             )
         if where == "train.student" and s["select"] not in teacher_frames:  # re_weight builds vila_init from it
             errors.append(f"{where}.select: {s['select']} needs a uniform_{s['select']}f model in train.teacher.frames")
+    for k in params["sevila"]["frames"]:
+        if k > frames:
+            errors.append(f"sevila.frames: {k} key frames exceed data.frames ({frames}) sampled")
+    if 4 not in params["sevila"]["frames"]:
+        errors.append("sevila.frames: must include 4 (the 4-frame Answerer labels the frames the Localizer learns from)")
+    clash = set(params["variants"]) & set(model_names(params)[: len(params["train"]["teacher"]["frames"])] +
+                                          [f"sevila_{k}f" for k in params["sevila"]["frames"]])
+    if clash:
+        errors.append(f"variants: {sorted(clash)} is the name of a teacher or SeViLA model")
     tau = params["train"]["student"]["tau"]
     if tau["end"] > tau["start"]:
         errors.append(f"train.student.tau.end: {tau['end']} must be <= tau.start ({tau['start']})")

@@ -84,7 +84,8 @@ def run(params: dict[str, Any], variant: str) -> None:
     model.to(device())
     frames_needed = model.config.selector is not None and model.config.selector_input == "patch_embed"
     qa = load_split(paths, split, frames=frames_needed, features=True)
-    preds, chosen = predict(model, Batcher(tokenizer, qa), params["evaluate"]["batch_size"], desc=f"evaluate {variant}")
+    batcher = Batcher(tokenizer, qa, localizer=model.config.selector == "localizer")
+    preds, chosen = predict(model, batcher, params["evaluate"]["batch_size"], desc=f"evaluate {variant}")
     predictions = {it["qid"]: int(p) for it, p in zip(qa.items, preds, strict=True)}
     result: dict[str, Any] = {
         "dataset": params["dataset"],
@@ -95,6 +96,8 @@ def run(params: dict[str, Any], variant: str) -> None:
         "n": len(qa),
         "accuracy": score(params["dataset"], qa.items, predictions),
         "checkpoint": str(paths.model(variant)),
+        "seed": int(params["seed"]),
+        "predictions": predictions,
     }
     selection = selection_summary(qa.items, chosen, params["evaluate"]["chosen_sample"])
     if selection:

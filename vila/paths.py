@@ -43,6 +43,10 @@ class Paths:
     def features_dir(self) -> Path:  # backbone: frozen-ViT feature cache, keyed by backbone hash
         return Path("work") / self.dataset / "features"
 
+    @property
+    def pseudo_labels(self) -> Path:  # pseudolabel: SeViLA's per-frame yes/no labels of the training questions
+        return Path("work") / self.dataset / "pseudo_labels"
+
     def checkpoints(self, run: str) -> Path:  # resumable training state (not a stage output)
         return Path("work") / self.dataset / "checkpoints" / run
 
@@ -59,3 +63,7 @@ class Paths:
     @property
     def speed_json(self) -> Path:
         return self.results / "speed.json"
+
+    @property
+    def comparisons_json(self) -> Path:
+        return self.results / "comparisons.json"

@@ -5,7 +5,7 @@ vila/stages/<name>.py). tests/test_pipeline.py checks, through each tool's own r
 DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
 
 Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
-of `variants`). Params are listed as finely as each stage reads them, so DVC reruns only what a
+of `variants`), {keyframes} (each k of sevila.frames). Params are listed as finely as each stage reads them, so DVC reruns only what a
 changed key can affect.
 """
 
@@ -41,7 +41,7 @@ class Stage:
     outs: tuple[str, ...]
     results: tuple[str, ...] = ()  # small JSON outputs DVC keeps out of its cache (git may track them)
     metrics: tuple[str, ...] = ()  # the same, read by DVC as metrics (dvc metrics show / diff, dvc exp show)
-    foreach: str | None = None  # "frames" | "variant"
+    foreach: str | None = None  # "frames" | "variant" | "keyframes"
     notebooks: tuple[str, ...] = ()
     help: str = ""  # the CLI's one-line description of a stage that is a plain `vila <name>` command
     threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
@@ -79,12 +79,13 @@ STAGES: tuple[Stage, ...] = (
           outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("reweight", "vila reweight",
-          help="student init = 4-frame model + 32-frame teacher branch",
-          deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f"),
-          params=("seed", "data.frames", "train.student.select", "train.student.selector", "train.student.gate",
-                  "train.student.selector_input"),
+          help="student init = 4-frame model + 32-frame teacher branch, and the branch's targets per question",
+          deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f", "models/{dataset}/backbone",
+                "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "train.student.select",
+                  "train.student.selector", "train.student.gate", "train.student.selector_input"),
           outs=("models/{dataset}/vila_init",),
-          resources=(("mem_mb", 16000), ("runtime", 30))),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("student", "vila train student --variant {variant}",
           deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
@@ -104,12 +105,49 @@ STAGES: tuple[Stage, ...] = (
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("answerer", "vila train answerer --frames {keyframes}",
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora", "evaluate.batch_size",
+                  *(f"train.teacher.{k}" for k in OPTIM_KEYS)),
+          outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("pseudolabel", "vila pseudolabel",
+          help="SeViLA's self-refinement labels: each frame of each training question read alone by the Answerer",
+          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "evaluate.batch_size"),
+          outs=("work/{dataset}/pseudo_labels",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("localizer", "vila train localizer",
+          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/pseudo_labels",
+                "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "sevila.localizer"),
+          outs=("models/{dataset}/sevila_localizer",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("sevila", "vila sevila --frames {keyframes}",
+          deps=("models/{dataset}/sevila_answerer_{keyframes}f", "models/{dataset}/sevila_localizer"),
+          params=("data.frames",),
+          outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
+          threads="train", resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
+          deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("speed", "vila speed",
           help="latency, breakdown, FLOPs and memory of every variant, in one process",
           deps=("models/{dataset}", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "speed", "data.frames"),
           outs=(), results=("results/{dataset}/speed.json",),
           threads="all", resources=(("mem_mb", 16000), ("runtime", 60))),
+    Stage("compare", "vila compare",
+          help="every comparison with a paired bootstrap interval and McNemar's test; a verdict per claim",
+          deps=("results/{dataset}/eval", "results/{dataset}/speed.json", "work/{dataset}/dataset",
+                "paper-figures.yaml"),
+          params=("evaluate.split", "compare"),
+          outs=(), results=("results/{dataset}/comparisons.json",),
+          resources=(("mem_mb", 4000), ("runtime", 10))),
     Stage("summary", "vila summary",
           help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
           deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
@@ -227,6 +265,8 @@ def _dvc(text: str, foreach: str | None) -> str:
         return text.replace("{frames}", "${item}")
     if foreach == "variant":
         return text.replace("{variant}", "${key}")
+    if foreach == "keyframes":
+        return text.replace("{keyframes}", "${item}")
     return text
 
 
@@ -247,6 +287,8 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
             out[st.name] = {"foreach": "${train.teacher.frames}", "do": body}
         elif st.foreach == "variant":
             out[st.name] = {"foreach": "${variants}", "do": body}
+        elif st.foreach == "keyframes":
+            out[st.name] = {"foreach": "${sevila.frames}", "do": body}
         else:
             out[st.name] = body
     return {"stages": out, "plots": PLOTS}
@@ -279,6 +321,8 @@ def expand(params: dict[str, Any], stages: tuple[Stage, ...] = STAGES) -> list[d
             values = [{"frames": n} for n in params["train"]["teacher"]["frames"]]
         elif st.foreach == "variant":
             values = [{"variant": v} for v in params["variants"]]
+        elif st.foreach == "keyframes":
+            values = [{"keyframes": k} for k in params["sevila"]["frames"]]
         for v in values:
             fmt = {"dataset": params["dataset"], **v}
             jobs.append({

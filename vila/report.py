@@ -57,7 +57,18 @@ def fmt(x: Any, digits: int = 1, scale: float = 100.0) -> str:
 
 
 def variant_order(params: dict[str, Any]) -> list[str]:
-    return [f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
+    from vila.config import model_names
+
+    return model_names(params)
+
+
+def speedup_text(speed: dict[str, Any] | None, name: str, ref: str) -> str:
+    if not speed or ref not in speed.get("latency_ms", {}):
+        return NA
+    if name == ref:
+        return "1.00x"
+    su = speed.get("speedup", {}).get(f"{name}_vs_{ref}")
+    return f"{su:.2f}x" if su else NA
 
 
 # ---- tables ----
@@ -80,7 +91,7 @@ def table1(params: dict[str, Any], evals: dict[str, Any], speed: dict[str, Any] 
         row["keyframe recall"] = NA
         row["speed-up (measured)"] = NA
         rows.append(row)
-    ref_name = f"uniform_{params['data']['frames']}f"
+    uniform_ref = f"uniform_{params['data']['frames']}f"
     for name in variant_order(params):
         ev = evals.get(name)
         acc = ev["accuracy"] if ev else {}
@@ -90,10 +101,70 @@ def table1(params: dict[str, Any], evals: dict[str, Any], speed: dict[str, Any] 
         row["Avg"] = fmt(acc.get("mean", acc.get("overall")))
         row["overall"] = fmt(acc.get("overall"))
         row["keyframe recall"] = fmt(ev.get("selection", {}).get("keyframe_recall"), 3, 1.0) if ev else NA
-        su = (speed or {}).get("speedup", {}).get(f"{name}_vs_{ref_name}")
-        row["speed-up (measured)"] = "1.00x" if name == ref_name and speed else (f"{su:.2f}x" if su else NA)
+        row[f"speed-up vs {uniform_ref}"] = speedup_text(speed, name, uniform_ref)
+        row["speed-up vs sevila_4f"] = speedup_text(speed, name, "sevila_4f")
         rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
+    return pd.DataFrame(rows).set_index("model").fillna(NA)
+
+
+def load_comparisons(results: Path) -> dict[str, Any] | None:
+    path = results / "comparisons.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def interval_text(diff: float, ci: list[float]) -> str:
+    return f"{100 * diff:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def speed_verdict(measured: float | None, paper: float) -> str:
+    if measured is None:
+        return NA
+    if measured >= paper:
+        return "holds"
+    return f"faster, below the paper's {paper:.1f}x" if measured > 1 else "does not hold (not faster)"
+
+
+def claims_table(comparisons: dict[str, Any] | None, speed: dict[str, Any] | None, paper: dict[str, Any]) -> pd.DataFrame:
+    """Per claim (vila/compare.py's CLAIMS): the paper's SeViLA -> ViLA figures, the measured difference against
+    sevila_4f with its 95% paired bootstrap interval and verdict, the measured speed-up and its verdict, and the
+    FLOPs ratio at Flan-T5-XL size (machine-independent)."""
+    from vila.compare import CLAIMS
+
+    measured = {c["claim"]: c for c in (comparisons or {}).get("claims", [])}
+    xl = (speed or {}).get("flops", {}).get("flant5xl", {})
+    rows = []
+    for c in CLAIMS:
+        bench, col = c["paper"]
+        sev, vil = paper.get("sevila", {}).get(bench, {}).get(col), paper.get("vila", {}).get(bench, {}).get(col)
+        m = measured.get(c["claim"])
+        su = m["speedup"] if m else None
+        ratio = xl["sevila_4f"] / xl[c["a"]] if "sevila_4f" in xl and c["a"] in xl else None
+        rows.append({
+            "claim": c["claim"],
+            "paper: SeViLA -> ViLA": NA if sev is None or vil is None else f"{sev:.1f} -> {vil:.1f} ({vil - sev:+.1f})",
+            "measured": f"{c['a']} - sevila_4f ({c['metric']})",
+            "difference, points [95% CI]": interval_text(m["diff"], m["ci95"]) if m else NA,
+            "accuracy verdict": m["verdict"] if m else NA,
+            "speed-up vs sevila_4f (CPU)": f"{su:.2f}x" if su else NA,
+            "speed verdict": speed_verdict(su, c["paper_speedup"]),
+            "FLOPs ratio (flant5xl)": f"{ratio:.2f}x" if ratio else NA,
+        })
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def comparisons_table(comparisons: dict[str, Any] | None, metric: str = "mean") -> pd.DataFrame:
+    """Every model against each reference on one metric: difference in points, 95% interval, McNemar p."""
+    rows: dict[str, dict[str, str]] = {}
+    for c in (comparisons or {}).get("comparisons", []):
+        if c["metric"] != metric:
+            continue
+        row = rows.setdefault(c["a"], {"model": c["a"]})
+        row[f"vs {c['b']}, points [95% CI]"] = interval_text(c["diff"], c["ci95"])
+        if "mcnemar_p" in c:
+            row[f"vs {c['b']}, McNemar p"] = f"{c['mcnemar_p']:.3g}"
+    if not rows:
+        return pd.DataFrame({"model": [NA]}).set_index("model")
+    return pd.DataFrame(list(rows.values())).set_index("model").fillna(NA)
 
 
 def table2(params: dict[str, Any], evals: dict[str, Any]) -> pd.DataFrame:
@@ -159,7 +230,7 @@ def accuracy_vs_frames_figure(params: dict[str, Any], evals: dict[str, Any]) -> 
             xs.append(n)
             ys.append(100 * ev["accuracy"].get("mean", ev["accuracy"]["overall"]))
     ax.plot(xs, ys, "o-", label="uniform sampling")
-    for name in params["variants"]:
+    for name in [*params["variants"], *(f"sevila_{k}f" for k in params["sevila"]["frames"])]:
         ev = evals.get(name)
         if ev:
             ax.scatter([ev["frames"]], [100 * ev["accuracy"].get("mean", ev["accuracy"]["overall"])], marker="*", s=120,
@@ -231,7 +302,8 @@ def training_curves_figure(params: dict[str, Any], paths: Paths) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
-    for name in variant_order(params):
+    sevila_parts = [*(f"sevila_answerer_{k}f" for k in params["sevila"]["frames"]), "sevila_localizer"]
+    for name in [*variant_order(params), *sevila_parts]:  # sevila_<k>f are assembled, not trained
         base = paths.model(name) / "dvclive" / "plots" / "metrics"
         loss, acc = base / "train" / "loss.tsv", base / "val" / "accuracy.tsv"
         if loss.exists():
@@ -251,10 +323,10 @@ def training_curves_figure(params: dict[str, Any], paths: Paths) -> Any:
 
 # ---- provenance ----
 STAGE_PARAMS = {
-    "table1": ["dataset", "seed", "train", "variants", "evaluate", "speed"],
+    "table1": ["dataset", "seed", "train", "variants", "sevila", "evaluate", "speed"],
     "table2": ["dataset", "seed", "train.teacher", "variants", "evaluate"],
-    "speed": ["speed", "variants", "train.teacher.frames", "data.frames"],
-    "training": ["train", "variants", "backbone"],
+    "speed": ["speed", "variants", "sevila.frames", "train.teacher.frames", "data.frames"],
+    "training": ["train", "variants", "sevila", "backbone"],
 }
 
 

@@ -1,5 +1,5 @@
-"""Full-size latency (InstructBLIP Flan-T5-XL sizes, random weights) of uniform_32f, vila_4f and
-vila_4f_fast on a CUDA GPU, in the speed.json contract. Random weights are fine for timing: latency does
+"""Full-size latency (InstructBLIP Flan-T5-XL sizes, random weights) of uniform_32f, vila_4f, vila_4f_fast and
+SeViLA's sevila_4f (the paper's reference) on a CUDA GPU, in the speed.json contract. Random weights are fine for timing: latency does
 not depend on the values. Without a GPU it says so and stops, writing nothing.
 
     vila speed-full --out results/fullsize/speed.json
@@ -22,9 +22,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "uniform_32f": {"frames": 32, "selector": None},
     "vila_4f": {"frames": 4, "selector": "segment"},
     "vila_4f_fast": {"frames": 4, "selector": "segment", "selector_input": "patch_embed"},
+    "sevila_4f": {"frames": 4, "selector": "localizer", "frame_prefix": True},
 }
-TIMED = ("random uint8 frames (32 x 224 x 224) + random token ids (48 prompt, 16 question) on the GPU -> answer "
-         "letter; bf16 autocast, fp32 weights, CUDA-synchronised")
+REFERENCES = ("uniform_32f", "sevila_4f")
+TIMED = ("random uint8 frames (32 x 224 x 224) + random token ids (48 prompt, 16 question; SeViLA's Localizer "
+         "prompt 60) on the GPU -> answer letter; bf16 autocast, fp32 weights, CUDA-synchronised")
 
 
 class NoGPU(RuntimeError):
@@ -42,10 +44,12 @@ def _call(model: Any, bs: int, spec: dict[str, Any], device: Any) -> Any:
     ids = torch.randint(5, 1000, (bs, 48), generator=g).to(device)
     qids = torch.randint(5, 1000, (bs, 16), generator=g).to(device)
     nopt = torch.full((bs,), 4, device=device)
+    loc = torch.randint(5, 1000, (bs, 60), generator=g).to(device) if spec["selector"] == "localizer" else None
 
     def call() -> None:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
-            model(qids, torch.ones_like(qids), ids, torch.ones_like(ids), nopt, frames=frames)
+            model(qids, torch.ones_like(qids), ids, torch.ones_like(ids), nopt, frames=frames, localizer_ids=loc,
+                  localizer_mask=None if loc is None else torch.ones_like(loc))
         torch.cuda.synchronize()
 
     return call
@@ -112,11 +116,14 @@ def run(batch_sizes: list[int], repeats: int, warmup: int, out: Path, train_batc
                     "for one fp32 Flan-T5-XL model). Nothing was written.")
     device = torch.device("cuda")
     base = ViLAConfig(backbone=backbone_config("flant5xl").to_dict(), frames=4, sampled_frames=32,
-                      answer_prefix_ids=[3], letter_ids=[71, 272, 205, 309, 262])
+                      answer_prefix_ids=[3], letter_ids=[71, 272, 205, 309, 262],  # T5's ids; values do not matter
+                      frame_prefix_ids=[[7, 100 + i, 10] for i in range(32)], localizer_prefix_ids=[7, 10],
+                      yes_no_ids=[4273, 150])
     latency: dict[str, dict[str, dict[str, float]]] = {}
     memory: dict[str, float] = {}
     for name, spec in VARIANTS.items():
         cfg = ViLAConfig(**{**base.to_dict(), "selector_input": "vit", **spec})
+        log.info("full size: timing %s", name)
         with torch.device(device):
             model = ViLAModel(cfg).eval()
         latency[name] = {}
@@ -130,14 +137,14 @@ def run(batch_sizes: list[int], repeats: int, warmup: int, out: Path, train_batc
     training = train_step(base, train_batch_size, repeats, warmup)
     torch.cuda.empty_cache()
     largest = str(max(batch_sizes))
-    ref = latency["uniform_32f"][largest]["median"]
     configs = {n: ViLAConfig(**{**base.to_dict(), "selector_input": "vit", **spec}) for n, spec in VARIANTS.items()}
     flops = flops_table(configs, 48, 16, device="meta")
     result = {
         "device": torch.cuda.get_device_name(0), "threads": torch.get_num_threads(), "batch_sizes": batch_sizes,
         "repeats": repeats, "warmup": warmup, "timed": TIMED, "latency_ms": latency,
         "flops": {"flant5xl": {n: t["total"] for n, t in flops.items()}}, "peak_memory_mb": memory,
-        "speedup": {f"{n}_vs_uniform_32f": ref / latency[n][largest]["median"] for n in VARIANTS if n != "uniform_32f"},
+        "speedup": {f"{n}_vs_{r}": latency[r][largest]["median"] / latency[n][largest]["median"]
+                    for r in REFERENCES for n in VARIANTS if n != r},
         "train_step": training,
     }
     write_json(out, result)

@@ -50,7 +50,7 @@ def tau_at(step: int, start: float, end: float, steps: int) -> float:
     return start * (end / start) ** (min(step, steps) / steps)
 
 
-def _fit_and_save(
+def fit_and_save(
     model: ViLAModel, tokenizer: Any, params: dict[str, Any], section: dict[str, Any], name: str,
     load_and_loss: tuple[LoadFn, LossFn], param_groups: list[dict[str, Any]], train_batcher: Batcher,
     val_batcher: Batcher,
@@ -94,12 +94,19 @@ def _remove_tree(path: Path) -> None:
 def run_teacher(params: dict[str, Any], frames: int) -> None:
     if frames not in params["train"]["teacher"]["frames"]:
         raise ValueError(f"--frames {frames}: not in train.teacher.frames {params['train']['teacher']['frames']}")
+    fit_uniform(params, frames, f"uniform_{frames}f")
+
+
+def fit_uniform(params: dict[str, Any], frames: int, name: str, frame_prefix: bool = False) -> None:
+    """Fine-tune the backbone on `frames` uniformly sampled frames (train.teacher's settings) into models/<name>;
+    frame_prefix: each frame's tokens preceded by `Frame {i}: ` (SeViLA's Answerer)."""
     paths = Paths.from_params(params)
     check_features(paths, paths.model("backbone"))
     base, tokenizer = load_model(paths.model("backbone"))
     total = params["data"]["frames"]
     torch.manual_seed(params["seed"])
-    model = derive(base, frames=frames, sampled_frames=total, selector=None, distill=False)
+    changes: dict[str, Any] = {"frame_prefix": True} if frame_prefix else {}
+    model = derive(base, frames=frames, sampled_frames=total, selector=None, distill=False, **changes)
     if params["model"]["lora"]["enabled"]:
         model.add_lora(params["model"]["lora"])
         model.config.lora = params["model"]["lora"]
@@ -120,21 +127,32 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
     def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         return model(**batch).loss
 
-    _fit_and_save(model, tokenizer, params, params["train"]["teacher"], f"uniform_{frames}f", (load, loss),
+    fit_and_save(model, tokenizer, params, params["train"]["teacher"], name, (load, loss),
                   [{"params": trainable}], train_b, val_b)
 
 
 def run_reweight(params: dict[str, Any]) -> None:
     """Student checkpoint = the 4-frame model + the teacher branch (Q-Former, query tokens,
-    projection) of the 32-frame model. The Prompter and the token-axis layer start fresh."""
+    projection) of the 32-frame model. The Prompter and the token-axis layer start fresh. Beside it, the teacher
+    branch's targets for every training question (teacher_targets), computed once for all students."""
     paths = Paths.from_params(params)
     s = params["train"]["student"]
     total = params["data"]["frames"]
     small, tokenizer = load_model(paths.model(f"uniform_{s['select']}f"))
     teacher, _ = load_model(paths.model(f"uniform_{total}f"))
     model, report = build_student_init(small, teacher, s, total, params["seed"])
+    check_features(paths, paths.model("backbone"))
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
+    model.to(device())
+    distill = distill_cache_fits(model, len(train_b.qa))
+    targets = teacher_targets(model, train_b, params["evaluate"]["batch_size"], distill)
+    report["teacher_targets"] = {"relevance": list(targets["relevance"].shape),
+                                 "distill": list(targets["distill"].shape) if distill else "computed every step (too large)"}
     with atomic_dir(paths.model("vila_init")) as out:
-        save_model(model, tokenizer, out)
+        save_model(model.cpu(), tokenizer, out)
+        from safetensors.numpy import save_file
+
+        save_file(targets, str(out / TARGETS_FILE))
         write_json(out / "reweight.json", report)
     log.info("reweight: copied %d tensors from uniform_%df, %d into the teacher branch from uniform_%df; fresh: %s",
              len(report["from_student"]), s["select"], len(report["from_teacher"]), total, report["fresh"])
@@ -173,24 +191,39 @@ def build_student_init(
     return model, {"from_student": sorted(from_student), "from_teacher": sorted(from_teacher), "fresh": fresh}
 
 
+TARGETS_FILE = "teacher_targets.safetensors"
+DISTILL_CACHE_LIMIT = 2**30  # bytes; larger (real datasets at full size): the targets are computed every step
+
+
 @torch.no_grad()
-def teacher_relevance(model: ViLAModel, batcher: Batcher, batch_size: int) -> np.ndarray:
-    """The frozen teacher's frame relevance [questions, T] for every training question, computed once
-    from the cached ViT features (it cannot change during training: teacher, LLM and features are frozen)."""
+def teacher_targets(model: ViLAModel, batcher: Batcher, batch_size: int, distill: bool) -> dict[str, np.ndarray]:
+    """What the frozen teacher branch gives every training question, computed once from the cached ViT features
+    (teacher, LLM and features are frozen, so it cannot change during training): its frame relevance [n, T] and,
+    with `distill`, the distiller's target tokens [n, T*Q, Dt] (the 32-frame branch's projected query tokens)."""
     dev = next(model.parameters()).device
     n, t = len(batcher.qa), model.config.sampled_frames
-    relevance = np.empty((n, t), np.float32)
+    out = {"relevance": np.empty((n, t), np.float32)}
     was_training = model.training
     model.eval()
-    for start in tqdm(range(0, n, batch_size), desc="teacher frame relevance", leave=False, mininterval=2.0):
+    for start in tqdm(range(0, n, batch_size), desc="teacher targets", leave=False, mininterval=2.0):
         idx = np.arange(start, min(n, start + batch_size))
         b = to_device(batcher.batch(idx, None, features=True), dev)
         with autocast(dev):
             rel = model.teacher_frame_relevance(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
                                                 b["attention_mask"], b["labels"])
-        relevance[idx] = rel.float().cpu().numpy()
+            tokens = model.qformer_tokens(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], branch=model.teacher) \
+                if distill else None
+        out["relevance"][idx] = rel.float().cpu().numpy()
+        if tokens is not None:
+            out.setdefault("distill", np.empty((n, *tokens.shape[1:]), np.float32))[idx] = tokens.float().cpu().numpy()
     model.train(was_training)
-    return relevance
+    return out
+
+
+def distill_cache_fits(model: ViLAModel, questions: int) -> bool:
+    bb = model.config.backbone_config
+    size = questions * model.config.sampled_frames * bb.num_query_tokens * bb.text_config.d_model * 4
+    return size <= DISTILL_CACHE_LIMIT
 
 
 def run_student(params: dict[str, Any], variant: str) -> None:
@@ -211,12 +244,25 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     need_frames = s["selector_input"] == "patch_embed"
     augment = params["data"]["augment"] == "random_resized_crop"
     use_relevance = s["relevance_weight"] > 0
-    train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment or use_relevance,
-                                            frames=need_frames or augment))
+    train_b = Batcher(tokenizer, load_split(paths, "train", features=True, frames=need_frames or augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True, frames=need_frames))
     tau = s["tau"]
+    # The cached targets are the frozen teacher branch's; the released bug's branch calls the student's Q-Former,
+    # which trains, and augmented frames change the ViT tokens every step: those compute their own.
+    cached = {}
+    if not s["released_teacher_qformer"]:
+        from safetensors.numpy import load_file
+
+        cached = load_file(str(paths.model("vila_init") / TARGETS_FILE))
+        if cached["relevance"].shape[0] != len(train_b.qa):
+            raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: {cached['relevance'].shape[0]} questions, "
+                             f"the train split has {len(train_b.qa)}; rerun reweight")
     # From the un-augmented features also under data.augment: the target is which frame matters, not pixels.
-    relevance = teacher_relevance(model, train_b, params["evaluate"]["batch_size"]) if use_relevance else None
+    relevance = None
+    if use_relevance:
+        relevance = cached["relevance"] if "relevance" in cached else \
+            teacher_targets(model, train_b, params["evaluate"]["batch_size"], distill=False)["relevance"]
+    distill_target = cached.get("distill") if s["distill_weight"] > 0 and not augment else None
 
     def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> dict[str, torch.Tensor]:
         batch = train_b.batch(idx[shard], None, features=not augment, frames=need_frames or augment)
@@ -224,6 +270,8 @@ def run_student(params: dict[str, Any], variant: str) -> None:
             batch["frames"] = random_resized_crop(batch["frames"], rng)
         if relevance is not None:
             batch["frame_relevance"] = torch.from_numpy(relevance[idx[shard]])
+        if distill_target is not None:
+            batch["distill_target"] = torch.from_numpy(distill_target[idx[shard]])
         return batch
 
     def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
@@ -240,4 +288,4 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     section = {**params["train"]["student"], **params["variants"][variant]}
     if math.isclose(s["distill_weight"], 0.0):
         log.info("%s: no distillation (distill_weight 0)", variant)
-    _fit_and_save(model, tokenizer, params, section, variant, (load, loss), groups, train_b, val_b)
+    fit_and_save(model, tokenizer, params, section, variant, (load, loss), groups, train_b, val_b)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vila.data.prompts import llm_prompt, qformer_prompt
+from vila.data.prompts import llm_prompt, localizer_prompt, qformer_prompt
 from vila.io import read_json
 from vila.paths import Paths
 
@@ -55,7 +55,8 @@ def load_split(paths: Paths, split: str, frames: bool = False, features: bool = 
 class Batcher:
     """Tokenises every question once and cuts batches (with the frames each model reads)."""
 
-    def __init__(self, tokenizer: Any, qa: QASplit) -> None:
+    def __init__(self, tokenizer: Any, qa: QASplit, localizer: bool = False) -> None:
+        """localizer: also SeViLA's Localizer prompt per question (localizer_ids/localizer_mask in each batch)."""
         self.qa = qa
         # InstructBLIP's Q-Former has its own (BERT) tokenizer; the embedded model shares one
         qformer_tokenizer = getattr(tokenizer, "qformer_tokenizer", tokenizer)
@@ -63,6 +64,10 @@ class Batcher:
         p = tokenizer([llm_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
         self.qformer_ids, self.qformer_mask = q.input_ids, q.attention_mask
         self.input_ids, self.attention_mask = p.input_ids, p.attention_mask
+        self.localizer_ids = self.localizer_mask = None
+        if localizer:
+            loc = tokenizer([localizer_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
+            self.localizer_ids, self.localizer_mask = loc.input_ids, loc.attention_mask
         self.labels = torch.tensor([it["answer"] for it in qa.items])
         self.num_options = torch.tensor([it["num_option"] for it in qa.items])
 
@@ -80,6 +85,10 @@ class Batcher:
             "num_options": self.num_options[t_idx],
             "labels": self.labels[t_idx],
         }
+        if self.localizer_ids is not None:
+            llen = int(self.localizer_mask[t_idx].sum(1).max())
+            out["localizer_ids"] = self.localizer_ids[t_idx, :llen]
+            out["localizer_mask"] = self.localizer_mask[t_idx, :llen]
         rows = self.qa.rows[idx]
         if features:
             feats = self.qa.features[rows] if frame_idx is None else self.qa.features[rows[:, None], frame_idx]

@@ -253,6 +253,7 @@ def vocabulary() -> list[str]:
     from vila.data import prompts
 
     texts = [prompts.MC_SUFFIX, prompts.VLEP_QUESTION, "Question: Option", *(q.format(c="red") for q in QUESTION.values()),
-             *QUADRANTS, *SHAPES]
+             *QUADRANTS, *SHAPES, prompts.LOCALIZER_SUFFIX, prompts.LOCALIZER_MARK, prompts.YES, prompts.NO,
+             *(prompts.frame_mark(i) for i in range(1, 33))]
     words = [w for text in texts for w, _ in Whitespace().pre_tokenize_str(text.lower())]
     return [*words, *COLOURS, "object", "objects", "is", "are", "there", "in", "a", "an", "and"]

@@ -27,8 +27,8 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     from vila.models.tokenizer import load_tokenizer
 
     path = Path(path)
-    if not (path / "config.json").exists() or not list(path.glob("*.safetensors")):
-        raise FileNotFoundError(f"{path}: not a saved model (expected config.json and *.safetensors)")
+    if not (path / "config.json").exists() or not list(path.glob("model*.safetensors")):
+        raise FileNotFoundError(f"{path}: not a saved model (expected config.json and model*.safetensors)")
     from safetensors.torch import load_file
 
     config = ViLAConfig.from_pretrained(path)
@@ -38,7 +38,7 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     # for peft-wrapped (unmerged LoRA) language models too.
     model = ViLAModel(config)
     state: dict[str, torch.Tensor] = {}
-    for shard in sorted(path.glob("*.safetensors")):
+    for shard in sorted(path.glob("model*.safetensors")):
         state.update(load_file(shard))
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = _tied_names(model)

@@ -8,6 +8,8 @@ design runs, for T sampled frames, K read:
   uniform_Nf        N x ViT + N x Q-Former + T5(N*Q visual tokens + prompt)
   vila (vit input)  T x ViT + Prompter(T) + K x Q-Former + T5(K*Q + prompt)          (as released)
   vila (fast)       T x patch-embed + Prompter(T) + K x ViT + K x Q-Former + T5(K*Q + prompt)
+  sevila            T x ViT + T x (Localizer Q-Former + T5(`Frame: ` + Q + localizer prompt, 1 decoder step))
+                    + K x Q-Former + T5(K*(marks + Q) + prompt)
 
 T5 = encoder over visual tokens + prompt, plus the two decoder steps that reach the answer letter.
 """
@@ -29,22 +31,26 @@ def _count(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def one_question(config: ViLAConfig, prompt_tokens: int, question_tokens: int) -> ForwardPass:
+def one_question(config: ViLAConfig, prompt_tokens: int, question_tokens: int,
+                 localizer_tokens: int | None = None) -> ForwardPass:
     """Inputs of one question at the ViT's resolution, on the current default device: every sampled frame for a
-    selecting model, the N frames it reads for a uniform one."""
+    selecting model, the N frames it reads for a uniform one; SeViLA's Localizer prompt (default: as long as the
+    answer prompt)."""
     vc = config.backbone_config.vision_config
     given = config.sampled_frames if config.selector else config.frames
     frames = torch.zeros(1, given, vc.image_size, vc.image_size, 3, dtype=torch.uint8)
     qids = torch.ones(1, question_tokens, dtype=torch.long)
     ids = torch.ones(1, prompt_tokens, dtype=torch.long)
+    loc = torch.ones(1, localizer_tokens or prompt_tokens, dtype=torch.long) if config.selector == "localizer" else None
     # No attention masks: every token is real, and masks would make the meta device read values.
-    return ForwardPass(qids, None, ids, None, frames=frames)
+    return ForwardPass(qids, None, ids, None, frames=frames, localizer_ids=loc)
 
 
-def step_flops(model: ViLAModel, prompt_tokens: int, question_tokens: int) -> dict[str, int]:
+def step_flops(model: ViLAModel, prompt_tokens: int, question_tokens: int,
+               localizer_tokens: int | None = None) -> dict[str, int]:
     """{vit, select, qformer, llm, total}: FLOPs of each forward step for one question."""
     with torch.device(model.query_tokens.device), torch.inference_mode():
-        p = one_question(model.config, prompt_tokens, question_tokens)
+        p = one_question(model.config, prompt_tokens, question_tokens, localizer_tokens)
         parts = {}
         for name, step in model.steps():
             parts[name] = _count(lambda step=step: step(p))
@@ -54,7 +60,7 @@ def step_flops(model: ViLAModel, prompt_tokens: int, question_tokens: int) -> di
 
 
 def flops_table(configs: dict[str, ViLAConfig], prompt_tokens: int, question_tokens: int, device: str,
-                backbone: dict[str, Any] | None = None) -> dict[str, dict[str, int]]:
+                backbone: dict[str, Any] | None = None, localizer_tokens: int | None = None) -> dict[str, dict[str, int]]:
     """variant -> {vit, select, qformer, llm, total} FLOPs per question. `backbone`: other sizes than the
     configs' own (e.g. the flant5xl preset, on the meta device); the design (frames, selector, ...) is kept.
     Variants of one design (they differ only in how they were trained) are counted once."""
@@ -69,6 +75,6 @@ def flops_table(configs: dict[str, ViLAConfig], prompt_tokens: int, question_tok
         if key not in counted:
             with torch.device(device):
                 model = ViLAModel(design).eval()
-            counted[key] = step_flops(model, prompt_tokens, question_tokens)
+            counted[key] = step_flops(model, prompt_tokens, question_tokens, localizer_tokens)
         out[name] = dict(counted[key])
     return out

@@ -579,6 +579,7 @@ class ViLAModel(PreTrainedModel):
         relevance_weight: float = 0.0,
         localizer_ids: torch.Tensor | None = None,
         localizer_mask: torch.Tensor | None = None,
+        distill_target: torch.Tensor | None = None,
     ) -> ViLAOutput:
         """Answer multiple-choice questions about clips.
 
@@ -587,6 +588,7 @@ class ViLAModel(PreTrainedModel):
         A uniform model reads all T given frames; a ViLA or SeViLA model selects `config.frames` of them
         (SeViLA also needs localizer_ids/localizer_mask, its Localizer's prompt).
         frame_relevance [B, T]: the teacher's (teacher_frame_relevance), the Prompter's target in training.
+        distill_target [B, T*Q, Dt]: the teacher branch's tokens, when cached (else computed here).
         """
         p = ForwardPass(qformer_ids, qformer_mask, input_ids, attention_mask, frames=frames, vit_tokens=vit_tokens,
                         tau=tau, localizer_ids=localizer_ids, localizer_mask=localizer_mask)
@@ -601,9 +603,11 @@ class ViLAModel(PreTrainedModel):
         if labels is not None:
             out.lm_loss = F.cross_entropy(vocab_logits, letters[labels])
             out.loss = out.lm_loss
-            if self.teacher is not None and distill_weight > 0 and p.vit_tokens is not None:
-                with torch.no_grad():
-                    target = self.qformer_tokens(p.vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
+            if self.teacher is not None and distill_weight > 0 and (p.vit_tokens is not None or distill_target is not None):
+                target = distill_target
+                if target is None:
+                    with torch.no_grad():
+                        target = self.qformer_tokens(p.vit_tokens, qformer_ids, qformer_mask, branch=self.teacher)
                 out.distill_loss = F.mse_loss(self.token_mapper(p.visual), target)
                 out.loss = out.lm_loss + distill_weight * out.distill_loss
             if p.scores is not None and frame_relevance is not None and relevance_weight > 0:

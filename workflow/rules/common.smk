@@ -19,6 +19,7 @@ JOBS = expand_jobs(config)  # every job of the DAG with concrete paths
 
 wildcard_constraints:
     frames=r"\d+",
+    keyframes=r"\d+",
     variant="|".join(VARIANTS),
 
 
@@ -29,7 +30,7 @@ def stage_params(stage, **wildcards):
 
 
 def concrete(path):
-    """A stage-list path for this dataset; {frames}/{variant} stay Snakemake wildcards."""
+    """A stage-list path for this dataset; {frames}/{variant}/{keyframes} stay Snakemake wildcards."""
     return path.replace("{dataset}", DATASET)
 
 
@@ -53,7 +54,7 @@ def stage_outputs(stage):
 
 def stage_log(stage):
     """The job's own log file (what the command wrote to stdout and stderr), one per job: its wildcards are in the name."""
-    job = {"frames": "_{frames}", "variant": "_{variant}"}.get(stage.foreach, "")
+    job = {"frames": "_{frames}", "variant": "_{variant}", "keyframes": "_{keyframes}"}.get(stage.foreach, "")
     return f"logs/{DATASET}/{stage.name}{job}.log"
 
 

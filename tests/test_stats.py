@@ -1,0 +1,91 @@
+"""Paired statistics: bootstrap intervals against closed forms, McNemar against a hand computation, verdicts,
+and the comparisons.json contract."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from vila.compare import compare
+from vila.stats import mcnemar_exact, metric_values, paired_bootstrap, resample_indices, verdict
+
+
+def paired(n_a_only: int, n_b_only: int, n_both: int, n_neither: int) -> tuple[np.ndarray, np.ndarray]:
+    a = np.array([1] * n_a_only + [0] * n_b_only + [1] * n_both + [0] * n_neither, bool)
+    b = np.array([0] * n_a_only + [1] * n_b_only + [1] * n_both + [0] * n_neither, bool)
+    return a, b
+
+
+def test_bootstrap_interval_of_a_paired_difference_matches_the_normal_closed_form():
+    # d_i = a_i - b_i is +1 on 60 questions, -1 on 20, 0 on 320: mean 0.1, sd sqrt(80/400 - 0.01)
+    a, b = paired(60, 20, 100, 220)
+    n = len(a)
+    diff, (lo, hi) = paired_bootstrap(a, b, ["t"] * n, "overall", resample_indices(n, 40_000, 0))
+    se = math.sqrt(80 / 400 - 0.1**2) / math.sqrt(n)
+    assert diff == pytest.approx(0.1)
+    assert lo == pytest.approx(0.1 - 1.96 * se, abs=0.004) and hi == pytest.approx(0.1 + 1.96 * se, abs=0.004)
+
+
+def test_bootstrap_matches_brute_force_enumeration_of_every_resample():
+    """n = 4 questions: all 4^4 resamples, each equally likely; the percentiles of our Monte Carlo bootstrap
+    converge to those of the exact bootstrap distribution."""
+    a, b = paired(2, 1, 1, 0)
+    grid = np.array(np.meshgrid(*[range(4)] * 4)).reshape(4, -1).T  # every resample
+    exact = (a[grid].mean(1) - b[grid].mean(1))
+    _, (lo, hi) = paired_bootstrap(a, b, ["t"] * 4, "overall", resample_indices(4, 200_000, 1))
+    assert lo == pytest.approx(np.percentile(exact, 2.5), abs=1e-9)
+    assert hi == pytest.approx(np.percentile(exact, 97.5), abs=1e-9)
+
+
+def test_mean_of_types_weighs_each_type_equally():
+    correct = np.array([1, 1, 1, 0, 0, 1], bool)  # type x: 3/4 right, type y: 1/2 right
+    types = ["x", "x", "x", "x", "y", "y"]
+    assert metric_values(correct, types, "mean") == pytest.approx((0.75 + 0.5) / 2)
+    assert metric_values(correct, types, "overall") == pytest.approx(4 / 6)
+    assert metric_values(correct, types, "y") == pytest.approx(0.5)
+
+
+def test_exact_mcnemar_matches_a_hand_computation():
+    a, b = paired(8, 2, 30, 10)
+    # 10 discordant questions split 8/2: p = 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10 = 2 * 56 / 1024
+    assert mcnemar_exact(a, b) == pytest.approx(0.109375)
+    assert mcnemar_exact(*paired(5, 5, 3, 3)) == 1.0
+    assert mcnemar_exact(*paired(0, 0, 3, 3)) == 1.0
+
+
+@pytest.mark.parametrize(("ci", "seeds", "expected"), [
+    ((0.01, 0.05), (), "holds"),
+    ((-0.01, 0.05), (), "inconclusive"),
+    ((-0.05, -0.01), (), "does not hold"),
+    ((0.01, 0.05), (0.02, -0.01), "inconclusive"),  # one seed points the other way
+    ((0.0, 0.05), (), "inconclusive"),  # touching zero is not excluding it
+])
+def test_verdict_flips_as_the_interval_crosses_zero(ci, seeds, expected):
+    assert verdict(ci, seed_diffs=seeds) == expected
+
+
+def test_comparisons_follow_the_contract_and_name_each_claim():
+    rng = np.random.default_rng(0)
+    types = ["Interaction", "Sequence", "Prediction", "Feasibility"]
+    items = [{"qid": f"{types[i % 4]}_{i}", "answer": int(rng.integers(4)), "type": types[i % 4]} for i in range(200)]
+
+    def model(p_right: float) -> dict:
+        preds = {it["qid"]: it["answer"] if rng.random() < p_right else (it["answer"] + 1) % 4 for it in items}
+        return {"dataset": "synthqa", "predictions": preds}
+
+    evals = {"uniform_32f": model(0.8), "sevila_4f": model(0.5), "vila_4f": model(0.9), "vila_2f": model(0.3)}
+    speed = {"speedup": {"vila_4f_vs_sevila_4f": 3.5, "vila_2f_vs_sevila_4f": 4.0}}
+    out = {"dataset": "synthqa", "split": "test", **compare(evals, items, speed, {}, 10_000, 0)}
+    jsonschema.validate(out, json.loads((ROOT / "workflow/schemas/comparisons.schema.json").read_text()))
+    pairs = {(c["a"], c["b"], c["metric"]) for c in out["comparisons"]}
+    assert ("vila_4f", "sevila_4f", "mean") in pairs and ("sevila_4f", "uniform_32f", "Interaction") in pairs
+    claims = {c["claim"].split(",")[0]: c for c in out["claims"]}
+    assert len(out["claims"]) == 4
+    assert claims["+2.2 on STAR average"]["verdict"] == "holds"  # 0.9 vs 0.5 right
+    assert claims["2-frame ViLA beats 4-frame SeViLA on VLEP"]["verdict"] == "does not hold"  # 0.3 vs 0.5
+    assert claims["+2.2 on STAR average"]["speedup"] == 3.5

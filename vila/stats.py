@@ -1,0 +1,67 @@
+"""Paired statistics of two models answering the same questions: a bootstrap interval of the accuracy difference
+(resampling questions, both models together), the exact McNemar test, and a claim's verdict.
+
+Two models' answers to one question are correlated (the same clip, the same difficulty), so the uncertainty of a
+difference is far smaller than that of either accuracy: resampling pairs keeps that correlation. One set of
+resampled question indices serves every comparison (common random numbers), so intervals are consistent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, n] question indices drawn with replacement."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def metric_values(correct: np.ndarray, types: Sequence[str], metric: str, idx: np.ndarray | None = None) -> np.ndarray:
+    """Accuracy of boolean answers `correct` [n] under `metric` (overall | mean of the types | one type), for the
+    original sample (idx None -> shape []) or for each resample of `idx` [R, n] (-> shape [R])."""
+    types = np.asarray(types)
+    c = correct[idx] if idx is not None else correct
+    t = types[idx] if idx is not None else types
+    if metric == "overall":
+        return c.mean(axis=-1)
+    names = sorted(set(types.tolist())) if metric == "mean" else [metric]
+    per_type = []
+    for name in names:
+        mask = t == name
+        count = mask.sum(axis=-1)
+        per_type.append(np.where(count > 0, (c & mask).sum(axis=-1) / np.maximum(count, 1), np.nan))
+    return np.nanmean(np.stack(per_type), axis=0) if metric == "mean" else per_type[0]
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, types: Sequence[str], metric: str,
+                     idx: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """(accuracy(a) - accuracy(b), 95% percentile interval of it over the resamples `idx`)."""
+    diff = float(metric_values(a, types, metric) - metric_values(b, types, metric))
+    boot = metric_values(a, types, metric, idx) - metric_values(b, types, metric, idx)
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return diff, (float(lo), float(hi))
+
+
+def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided exact McNemar p-value: under H0 the discordant questions split 50/50 between the two models."""
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def verdict(ci95: tuple[float, float], direction: float = 1.0, seed_diffs: Sequence[float] = ()) -> str:
+    """'holds' when the interval excludes zero in the claimed direction (and every seed's difference, where the
+    seed study exists, points that way); 'does not hold' when it excludes zero the other way; else 'inconclusive'."""
+    lo, hi = (ci95[0] * direction, ci95[1] * direction)
+    lo, hi = min(lo, hi), max(lo, hi)
+    if lo > 0 and all(d * direction > 0 for d in seed_diffs):
+        return "holds"
+    if hi < 0:
+        return "does not hold"
+    return "inconclusive"
