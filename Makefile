@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install lock plots-template reproduce reproduce-all test test-remote test-slurm lint data clean
+.PHONY: install lock plots-template reproduce identity reproduce-all test test-remote test-slurm lint data clean
 install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
@@ -95,6 +95,10 @@ FIRST = $$($(BIN)/python -c "import yaml; print('models/' + yaml.safe_load(open(
 reproduce: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1
 	$(BIN)/dvc commit --force --quiet
+
+# After `make reproduce`: are the eval JSONs byte-identical to those REV's dvc.lock recorded? (make identity REV=c02ba5e)
+identity:
+	$(BIN)/python workflow/scripts/eval_identity.py $(REV)
 
 reproduce-all: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) all

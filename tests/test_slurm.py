@@ -22,7 +22,8 @@ from tests.conftest import make_project, run, smoke_params
 
 pytestmark = pytest.mark.slurm
 
-TORCH_RULES = ["backbone", "teacher", "student", "reweight", "evaluate_teacher", "evaluate_student", "speed"]
+TORCH_RULES = ["backbone", "teacher", "student", "reweight", "evaluate_teacher", "evaluate_student", "answerer",
+               "pseudolabel", "localizer", "sevila", "evaluate_sevila", "speed"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_smoke_dag_through_the_slurm_profile(cluster: None, tmp_path: Path) -> N
 
     jobs = submitted_jobs(out.stdout + out.stderr)
     rules = set(jobs.values())
-    assert rules == {"download", "preprocess", *TORCH_RULES, "report"}, rules
+    assert rules == {"download", "preprocess", *TORCH_RULES, "compare", "summary", "report"}, rules
     accounting = run(["sacct", "-X", "-P", "-n", "-S", started, "-j", ",".join(jobs),
                       "--format=JobID,State,AllocTRES,Comment"], project).stdout
     rows = {line.split("|")[0]: line.split("|") for line in accounting.splitlines() if line}
@@ -61,7 +62,7 @@ def test_smoke_dag_through_the_slurm_profile(cluster: None, tmp_path: Path) -> N
     for job_id, (_, state, tres, comment) in rows.items():
         assert state == "COMPLETED", (jobs[job_id], state)
         assert jobs[job_id] in comment, (job_id, comment)
-        if jobs[job_id] in ("teacher", "student"):
+        if jobs[job_id] in ("teacher", "student", "answerer", "localizer"):
             assert "gres/gpu=2" in tres, (jobs[job_id], tres)
 
     # A training job given 2 GPUs ran `vila train` under torchrun: 2 processes, rank 0 wrote the metrics.

@@ -89,3 +89,15 @@ def test_comparisons_follow_the_contract_and_name_each_claim():
     assert claims["+2.2 on STAR average"]["verdict"] == "holds"  # 0.9 vs 0.5 right
     assert claims["2-frame ViLA beats 4-frame SeViLA on VLEP"]["verdict"] == "does not hold"  # 0.3 vs 0.5
     assert claims["+2.2 on STAR average"]["speedup"] == 3.5
+
+
+@pytest.mark.parametrize("metric", ["overall", "mean", "x"])
+def test_precomputed_resamples_give_paired_bootstraps_figures(metric):
+    from vila.stats import Resamples
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random(120) < 0.7, rng.random(120) < 0.5
+    types = ["x", "y", "z"] * 40
+    fast = Resamples(types, 10_000, 5).paired(a, b, metric)
+    slow = paired_bootstrap(a, b, types, metric, resample_indices(120, 10_000, 5))
+    assert fast[0] == pytest.approx(slow[0]) and fast[1] == pytest.approx(slow[1])

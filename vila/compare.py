@@ -15,7 +15,7 @@ import numpy as np
 
 from vila.io import read_json, write_json
 from vila.paths import Paths
-from vila.stats import mcnemar_exact, paired_bootstrap, resample_indices, verdict
+from vila.stats import Resamples, mcnemar_exact, verdict
 
 log = logging.getLogger(__name__)
 REFERENCES = ("uniform_32f", "sevila_4f")
@@ -62,13 +62,13 @@ def compare(evals: dict[str, dict[str, Any]], items: list[dict[str, Any]], speed
     items = answered_by_all(evals, items)
     types = [str(it.get("type", "all")) for it in items]
     metrics = ["overall", "mean", *sorted(set(types))] if len(set(types)) > 1 else ["overall"]
-    idx = resample_indices(len(items), resamples, seed)
+    boot = Resamples(types, resamples, seed)
     correct = {name: correctness(ev, items) for name, ev in evals.items()}
     comparisons = []
     for ref in (r for r in REFERENCES if r in correct):
         for name in (n for n in correct if n != ref):
             for metric in metrics:
-                diff, ci = paired_bootstrap(correct[name], correct[ref], types, metric, idx)
+                diff, ci = boot.paired(correct[name], correct[ref], metric)
                 row: dict[str, Any] = {"a": name, "b": ref, "metric": metric, "n": len(items), "diff": diff,
                                        "ci95": list(ci)}
                 if metric != "mean":
@@ -80,7 +80,7 @@ def compare(evals: dict[str, dict[str, Any]], items: list[dict[str, Any]], speed
         if c["a"] not in correct or CLAIM_BASELINE not in correct:
             continue
         metric = c["metric"] if c["metric"] in metrics else "overall"
-        diff, ci = paired_bootstrap(correct[c["a"]], correct[CLAIM_BASELINE], types, metric, idx)
+        diff, ci = boot.paired(correct[c["a"]], correct[CLAIM_BASELINE], metric)
         claims.append({
             "claim": c["claim"], "paper": paper_gain(paper, *c["paper"]), "paper_speedup": c["paper_speedup"],
             "a": c["a"], "b": CLAIM_BASELINE, "metric": metric, "diff": diff, "ci95": list(ci),

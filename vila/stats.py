@@ -45,6 +45,35 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, types: Sequence[str], metric:
     return diff, (float(lo), float(hi))
 
 
+class Resamples:
+    """One set of resampled questions with each type's masks precomputed, for many comparisons at once (the same
+    figures as paired_bootstrap, without re-indexing the types for every comparison)."""
+
+    def __init__(self, types: Sequence[str], resamples: int, seed: int) -> None:
+        self.types = np.asarray(types)
+        self.idx = resample_indices(len(self.types), resamples, seed)
+        self.names = sorted(set(self.types.tolist()))
+        resampled = self.types[self.idx]
+        self.masks = {name: resampled == name for name in self.names}
+        self.counts = {name: m.sum(axis=1) for name, m in self.masks.items()}
+
+    def paired(self, a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, tuple[float, float]]:
+        diff = float(metric_values(a, self.types, metric) - metric_values(b, self.types, metric))
+        d = a.astype(np.int8) - b.astype(np.int8)
+        dr = d[self.idx]
+        if metric == "overall":
+            boot = dr.mean(axis=1)
+        else:
+            def per_type(name: str) -> np.ndarray:
+                count = self.counts[name]
+                return np.where(count > 0, (dr * self.masks[name]).sum(axis=1) / np.maximum(count, 1), np.nan)
+
+            boot = np.nanmean(np.stack([per_type(n) for n in self.names]), axis=0) if metric == "mean" \
+                else per_type(metric)
+        lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+        return diff, (float(lo), float(hi))
+
+
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided exact McNemar p-value: under H0 the discordant questions split 50/50 between the two models."""
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
