@@ -55,14 +55,14 @@ def downstream(stages: set[str], params: dict) -> set[str]:
 
 
 def snakemake_changed_code(project: Path) -> dict[str, set[str]]:
-    """stage -> the code files Snakemake's dry run gives as the reason to rerun its jobs ("Updated input files")."""
-    out = run(["snakemake", "-n", "--cores", "1", "all"], project).stdout
+    """stage -> the edited code files among the inputs Snakemake gives its jobs (a job whose input is newer than
+    its output reruns; the end-to-end test below checks that rerun on one module)."""
+    out = run(["snakemake", "-n", "-F", "--cores", "1", "all"], project).stdout
     changed: dict[str, set[str]] = {}
     for block in out.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0].strip()
-        reason = re.search(r"^\s+reason: (.*)$", block, re.M)
-        updated = re.search(r"Updated input files: ([^;]*)", reason.group(1)) if reason else None
-        files = {f.strip() for f in updated.group(1).split(",")} if updated else set()
+        inputs = re.search(r"^\s+input: (.*)$", block, re.M)
+        files = {f.strip() for f in inputs.group(1).split(",")} if inputs else set()
         changed.setdefault(rule, set()).update(f for f in files if f.startswith(("vila/", "notebooks/")))
     changed.pop("all", None)
     return changed
@@ -92,9 +92,10 @@ def edit(path: Path) -> None:
 
 
 def test_editing_a_module_makes_exactly_the_stages_that_import_it_stale(built: Path):
-    """Every module of vila/ and every notebook edited (a comment is enough): each tool then names, as the reason
-    to rerun a stage, exactly the edited files in that stage's closure, so editing any one of them makes exactly
-    the stages whose closure holds it stale. (One dry run per tool reads every module's stages at once.)"""
+    """Every module of vila/ and every notebook edited (a comment is enough): DVC then names, as the changed
+    dependencies of each stage, exactly the edited files in that stage's closure, and Snakemake's jobs take exactly
+    those files as inputs; so editing any one of them makes exactly the stages whose closure holds it stale.
+    (One dry run per tool reads every module's stages at once.)"""
     project = built.parent / "edited"
     shutil.copytree(built, project, symlinks=True)
     files = code_files()
