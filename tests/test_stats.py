@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 from vila.compare import compare
-from vila.stats import mcnemar_exact, metric_values, paired_bootstrap, resample_indices, verdict
+from vila.stats import Resamples, mcnemar_exact, metric_values, verdict
 
 
 def paired(n_a_only: int, n_b_only: int, n_both: int, n_neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +25,7 @@ def test_bootstrap_interval_of_a_paired_difference_matches_the_normal_closed_for
     # d_i = a_i - b_i is +1 on 60 questions, -1 on 20, 0 on 320: mean 0.1, sd sqrt(80/400 - 0.01)
     a, b = paired(60, 20, 100, 220)
     n = len(a)
-    diff, (lo, hi) = paired_bootstrap(a, b, ["t"] * n, "overall", resample_indices(n, 40_000, 0))
+    diff, (lo, hi) = Resamples(["t"] * n, 40_000, 0).paired(a, b, "overall")
     se = math.sqrt(80 / 400 - 0.1**2) / math.sqrt(n)
     assert diff == pytest.approx(0.1)
     assert lo == pytest.approx(0.1 - 1.96 * se, abs=0.004) and hi == pytest.approx(0.1 + 1.96 * se, abs=0.004)
@@ -37,7 +37,7 @@ def test_bootstrap_matches_brute_force_enumeration_of_every_resample():
     a, b = paired(2, 1, 1, 0)
     grid = np.array(np.meshgrid(*[range(4)] * 4)).reshape(4, -1).T  # every resample
     exact = (a[grid].mean(1) - b[grid].mean(1))
-    _, (lo, hi) = paired_bootstrap(a, b, ["t"] * 4, "overall", resample_indices(4, 200_000, 1))
+    _, (lo, hi) = Resamples(["t"] * 4, 200_000, 1).paired(a, b, "overall")
     assert lo == pytest.approx(np.percentile(exact, 2.5), abs=1e-9)
     assert hi == pytest.approx(np.percentile(exact, 97.5), abs=1e-9)
 
@@ -91,13 +91,14 @@ def test_comparisons_follow_the_contract_and_name_each_claim():
     assert claims["+2.2 on STAR average"]["speedup"] == 3.5
 
 
-@pytest.mark.parametrize("metric", ["overall", "mean", "x"])
-def test_precomputed_resamples_give_paired_bootstraps_figures(metric):
-    from vila.stats import Resamples
 
-    rng = np.random.default_rng(3)
-    a, b = rng.random(120) < 0.7, rng.random(120) < 0.5
-    types = ["x", "y", "z"] * 40
-    fast = Resamples(types, 10_000, 5).paired(a, b, metric)
-    slow = paired_bootstrap(a, b, types, metric, resample_indices(120, 10_000, 5))
-    assert fast[0] == pytest.approx(slow[0]) and fast[1] == pytest.approx(slow[1])
+def test_mean_of_types_interval_brackets_the_per_type_differences():
+    """The mean-of-types bootstrap resamples questions, then averages the per-type differences: on a case where
+    every type differs by the same amount its interval is centred there, and per type the diff is exact."""
+    types = ["x", "y"] * 100
+    a = np.array([(i // 2) % 4 != 0 for i in range(200)])  # right on 3/4 of each type
+    b = ~a  # right on the other 1/4 of each type
+    boot = Resamples(types, 20_000, 2)
+    for metric in ("mean", "x", "y"):
+        diff, (lo, hi) = boot.paired(a, b, metric)
+        assert diff == pytest.approx(0.5) and lo < 0.5 < hi

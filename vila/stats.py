@@ -19,35 +19,18 @@ def resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def metric_values(correct: np.ndarray, types: Sequence[str], metric: str, idx: np.ndarray | None = None) -> np.ndarray:
-    """Accuracy of boolean answers `correct` [n] under `metric` (overall | mean of the types | one type), for the
-    original sample (idx None -> shape []) or for each resample of `idx` [R, n] (-> shape [R])."""
+def metric_values(correct: np.ndarray, types: Sequence[str], metric: str) -> float:
+    """Accuracy of boolean answers `correct` [n] under `metric`: overall | mean (of the types) | one type."""
     types = np.asarray(types)
-    c = correct[idx] if idx is not None else correct
-    t = types[idx] if idx is not None else types
     if metric == "overall":
-        return c.mean(axis=-1)
+        return float(correct.mean())
     names = sorted(set(types.tolist())) if metric == "mean" else [metric]
-    per_type = []
-    for name in names:
-        mask = t == name
-        count = mask.sum(axis=-1)
-        per_type.append(np.where(count > 0, (c & mask).sum(axis=-1) / np.maximum(count, 1), np.nan))
-    return np.nanmean(np.stack(per_type), axis=0) if metric == "mean" else per_type[0]
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, types: Sequence[str], metric: str,
-                     idx: np.ndarray) -> tuple[float, tuple[float, float]]:
-    """(accuracy(a) - accuracy(b), 95% percentile interval of it over the resamples `idx`)."""
-    diff = float(metric_values(a, types, metric) - metric_values(b, types, metric))
-    boot = metric_values(a, types, metric, idx) - metric_values(b, types, metric, idx)
-    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
-    return diff, (float(lo), float(hi))
+    return float(np.mean([correct[types == name].mean() for name in names]))
 
 
 class Resamples:
-    """One set of resampled questions with each type's masks precomputed, for many comparisons at once (the same
-    figures as paired_bootstrap, without re-indexing the types for every comparison)."""
+    """One set of questions resampled with replacement (a paired bootstrap: both models' answers to a question
+    move together), with each type's masks precomputed, for every comparison of a report at once."""
 
     def __init__(self, types: Sequence[str], resamples: int, seed: int) -> None:
         self.types = np.asarray(types)
@@ -58,9 +41,9 @@ class Resamples:
         self.counts = {name: m.sum(axis=1) for name, m in self.masks.items()}
 
     def paired(self, a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, tuple[float, float]]:
-        diff = float(metric_values(a, self.types, metric) - metric_values(b, self.types, metric))
-        d = a.astype(np.int8) - b.astype(np.int8)
-        dr = d[self.idx]
+        """(accuracy(a) - accuracy(b) under `metric`, its 95% percentile interval over the resamples)."""
+        diff = metric_values(a, self.types, metric) - metric_values(b, self.types, metric)
+        dr = (a.astype(np.int8) - b.astype(np.int8))[self.idx]
         if metric == "overall":
             boot = dr.mean(axis=1)
         else:
