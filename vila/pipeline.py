@@ -26,6 +26,9 @@ OPTIM_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "gra
 STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
                 "released_teacher_qformer", "tau", "noisy_eval", "prompter_lr")
 ROOT = Path(__file__).resolve().parents[1]
+# What a uniform-frame fine-tuning reads (the teachers and SeViLA's Answerers: train_models.fit_uniform)
+UNIFORM_FINETUNE_PARAMS = ("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora",
+                           "evaluate.batch_size", *(f"train.teacher.{k}" for k in OPTIM_KEYS))
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,7 @@ STAGES: tuple[Stage, ...] = (
           threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("teacher", "vila train teacher --frames {frames}",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora", "evaluate.batch_size",
-                  *(f"train.teacher.{k}" for k in OPTIM_KEYS)),
+          params=UNIFORM_FINETUNE_PARAMS,
           outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("reweight", "vila reweight",
@@ -107,8 +109,7 @@ STAGES: tuple[Stage, ...] = (
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("answerer", "vila train answerer --frames {keyframes}",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora", "evaluate.batch_size",
-                  *(f"train.teacher.{k}" for k in OPTIM_KEYS)),
+          params=UNIFORM_FINETUNE_PARAMS,
           outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("pseudolabel", "vila pseudolabel",
