@@ -34,7 +34,7 @@ def smoke_params() -> dict[str, Any]:
     p["train"]["student"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["sevila"]["localizer"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["evaluate"].update(batch_size=8, chosen_sample=4)
-    p["speed"].update(batch_sizes=[1, 2], repeats=20, warmup=1)
+    p["speed"].update(batch_sizes=[1, 2], repeats=20, breakdown_repeats=1, warmup=1)
     p["report"]["selection_examples"] = 2
     return p
 
