@@ -87,3 +87,49 @@ def test_early_stopping_and_max_steps(tmp_path):
     _, m = fit(tmp_path / "b", max_steps=3)
     assert m["steps"] == 3
 
+
+
+def test_without_validation_every_step_runs_and_the_final_weights_are_kept(tmp_path):
+    """eval_fn None (the backbone's pretraining on generated data): no early stopping, the last weights."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 2)
+
+    def loss(batch, gstep):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    m = train(model, [{"params": list(model.parameters())}], len(X), load, loss, None, settings(epochs=2, patience=1),
+              tmp_path / "c", None, "test")
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    assert m["epochs_run"] == 2 and m["steps"] == 2 * 4 and m["best_epoch"] == 2
+    assert all(h["val_accuracy"] is None for h in m["history"])
+    assert (model.state_dict()["weight"] == final["weight"]).all()
+
+
+def test_backbone_pretraining_runs_in_the_training_loop_and_resumes(tmp_path, monkeypatch):
+    """The backbone's pretraining is the one loop's: killed mid-way and resumed, it ends with the same weights."""
+    from vila import backbone, training
+
+    params = {"seed": 0, "data": {"synthqa": {"size": 32}, "workers": 0},
+              "backbone": {"steps": 4, "batch_size": 4, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
+                           "checkpoint_every": 2}}
+    ref, tok = backbone.embedded_backbone(0)
+    metrics = backbone.pretrain_embedded(ref, tok, params, tmp_path / "a")
+    assert metrics["steps"] == 4
+    real_save = training._save_checkpoint
+    calls = []
+
+    def save_then_die(*a, **k):
+        real_save(*a, **k)
+        calls.append(1)
+        raise Killed
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
+    model, _ = backbone.embedded_backbone(0)
+    with pytest.raises(Killed):
+        backbone.pretrain_embedded(model, tok, params, tmp_path / "b")
+    monkeypatch.undo()
+    model, _ = backbone.embedded_backbone(0)
+    backbone.pretrain_embedded(model, tok, params, tmp_path / "b")
+    assert calls and all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), model.state_dict().values(),
+                                                            strict=True))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from tqdm import tqdm
 
 from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
 from vila.device import autocast, device
-from vila.io import atomic_dir, read_json, sha256_file, write_json
+from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
@@ -120,57 +122,82 @@ class GroundingHeads(torch.nn.Module):
         )
 
 
-def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5):
-    the LM loss on the answer letter plus the Q-Former grounding loss (GroundingHeads)."""
+class Pretraining(torch.nn.Module):
+    """The model and its pretraining-only heads, trained and checkpointed together."""
+
+    def __init__(self, model: ViLAModel, heads: GroundingHeads) -> None:
+        super().__init__()
+        self.model, self.heads = model, heads
+
+
+def pretraining_groups(frames: list[np.ndarray], clips: list[Any], tokenizer: Any) -> list[dict[str, Any]]:
+    """One generated image-set batch as tensors, split by frame count (equal-length sets share a forward)."""
     from vila.data import synthqa
     from vila.data.prompts import llm_prompt, qformer_prompt
-    from vila.training import lr_factor
+
+    items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
+    q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
+    p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
+    groups = []
+    for n in sorted({len(f) for f in frames}):
+        sel = [i for i, f in enumerate(frames) if len(f) == n]
+        labels = [synthqa.frame_labels(clips[i]) for i in sel]
+        groups.append({
+            "frames": torch.from_numpy(np.stack([frames[i] for i in sel])),
+            "qformer_ids": q.input_ids[sel], "qformer_mask": q.attention_mask[sel],
+            "input_ids": p.input_ids[sel], "attention_mask": p.attention_mask[sel],
+            "labels": torch.tensor([items[i]["answer"] for i in sel]),
+            "frame_labels": {k: torch.from_numpy(np.concatenate([fl[k] for fl in labels])) for k in labels[0]},
+        })
+    return groups
+
+
+def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path) -> dict[str, Any]:
+    """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
+    the answer letter plus the Q-Former grounding loss (GroundingHeads), in the one training loop
+    (vila/training.py): one epoch of `backbone.steps` steps, each on a batch generated from the step's own seed
+    (so a resumed run replays the same batches), no validation: the final weights are the result."""
+    from vila.data import synthqa
+    from vila.training import TrainSettings, train
 
     cfg, size = params["backbone"], params["data"]["synthqa"]["size"]
-    rng = np.random.default_rng([params["seed"], 11])
     bb = model.config.backbone_config
     heads = GroundingHeads(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
-    params_all = [*model.parameters(), *heads.parameters()]
-    opt = torch.optim.AdamW(params_all, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg["warmup_steps"], cfg["steps"]))
+    both = Pretraining(model, heads)
     letters = torch.tensor(model.config.letter_ids)
-    model.train()
-    history: list[tuple[float, float, float]] = []
-    bar = tqdm(range(cfg["steps"]), desc="backbone: image-set pretraining", mininterval=2.0)
-    for _ in bar:
-        frames, clips = synthqa.pretraining_batch(cfg["batch_size"], size, rng)
-        items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
-        q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
-        p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
-        labels = torch.tensor([it["answer"] for it in items])
-        opt.zero_grad(set_to_none=True)
-        lm_sum = ground_sum = 0.0
-        n_ok = 0
-        for n in sorted({len(f) for f in frames}):  # equal-length frame sets share a forward
-            sel = [i for i, f in enumerate(frames) if len(f) == n]
-            vit = model.encode_frames(torch.from_numpy(np.stack([frames[i] for i in sel])))
-            queries = model.qformer_queries(vit, q.input_ids[sel], q.attention_mask[sel])  # [B, F, Q, D]
+    settings = TrainSettings(epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                             warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, max_steps=0,
+                             checkpoint_every=cfg["checkpoint_every"], seed=params["seed"])
+    history: list[tuple[float, float, float]] = []  # (lm, grounding, accuracy) per step of this process
+
+    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> list[dict[str, Any]]:
+        frames, clips = synthqa.pretraining_batch(len(idx), size, rng)  # the step's own data, from its seed
+        keep = range(len(idx))[shard]
+        return pretraining_groups([frames[i] for i in keep], [clips[i] for i in keep], tokenizer)
+
+    def loss(groups: list[dict[str, Any]], step: int) -> torch.Tensor:
+        total, stats, n_all = 0.0, np.zeros(3), sum(len(g["labels"]) for g in groups)
+        for g in groups:
+            vit = model.encode_frames(g["frames"])
+            queries = model.qformer_queries(vit, g["qformer_ids"], g["qformer_mask"])  # [B, F, Q, D]
             visual = model.language_projection(queries).flatten(1, 2)
-            vocab_logits = model.answer_logits(visual, p.input_ids[sel], p.attention_mask[sel])
-            lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[labels[sel]])
-            frame_labels = [synthqa.frame_labels(clips[i]) for i in sel]
-            stacked = {k: torch.from_numpy(np.concatenate([fl[k] for fl in frame_labels])) for k in frame_labels[0]}
-            ground_loss = heads.loss(queries.flatten(0, 1), stacked)
-            ((lm_loss + ground_loss) * len(sel) / len(items)).backward()
-            lm_sum += float(lm_loss) * len(sel)
-            ground_sum += float(ground_loss) * len(sel)
-            n_ok += int((vocab_logits[:, letters[:4]].argmax(-1) == labels[sel]).sum())
-        torch.nn.utils.clip_grad_norm_(params_all, 1.0)
-        opt.step()
-        sched.step()
-        history.append((lm_sum / len(items), ground_sum / len(items), n_ok / len(items)))
-        recent = np.mean(history[-20:], axis=0)
-        bar.set_postfix(lm=f"{recent[0]:.3f}", ground=f"{recent[1]:.3f}", acc=f"{recent[2]:.3f}", refresh=False)
+            vocab_logits = model.answer_logits(visual, g["input_ids"], g["attention_mask"])
+            lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[g["labels"]])
+            ground_loss = heads.loss(queries.flatten(0, 1), g["frame_labels"])
+            share = len(g["labels"]) / n_all
+            total = total + (lm_loss + ground_loss) * share
+            right = float((vocab_logits[:, letters[:4]].argmax(-1) == g["labels"]).float().mean())
+            stats += np.array([float(lm_loss.detach()), float(ground_loss.detach()), right]) * share
+        history.append(tuple(stats))
+        return total
+
+    metrics = train(both, [{"params": list(both.parameters())}], settings.batch_size * cfg["steps"], load, loss, None,
+                    settings, checkpoint_dir, None, desc="backbone: image-set pretraining",
+                    workers=params["data"]["workers"])
     model.eval()
-    tail = np.mean(history[-max(1, cfg["steps"] // 10) :], axis=0)
+    tail = np.mean(history[-max(1, cfg["steps"] // 10):], axis=0)
     return {"final_lm_loss": float(tail[0]), "final_grounding_loss": float(tail[1]),
-            "final_train_accuracy": float(tail[2]), "steps": cfg["steps"]}
+            "final_train_accuracy": float(tail[2]), "steps": metrics["steps"]}
 
 
 @torch.no_grad()
@@ -222,12 +249,18 @@ def run(params: dict[str, Any]) -> None:
         model, tokenizer = embedded_backbone(params["seed"])
         n_params = sum(p.numel() for p in model.parameters())
         log.info("backbone: tiny InstructBLIP, %.2fM parameters", n_params / 1e6)
-        metrics = {"source": "embedded pretraining", "parameters": n_params, **pretrain_embedded(model, tokenizer, params)}
+        # Resumable state keyed by everything that defines the run, so a stale checkpoint is never reused.
+        ckpt = paths.checkpoints("backbone-" + stable_hash(
+            {"backbone": params["backbone"], "seed": params["seed"], "config": model.config.to_dict()}))
+        metrics = {"source": "embedded pretraining", "parameters": n_params,
+                   **pretrain_embedded(model, tokenizer, params, ckpt)}
     model_dir = paths.model("backbone")
     with atomic_dir(model_dir) as tmp:
         save_model(model, tokenizer, tmp)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         write_json(tmp / "metrics.json", metrics)
+    if not params["model"]["weights"]:
+        shutil.rmtree(ckpt, ignore_errors=True)  # the model is saved: the resumable state has served
     digest = backbone_hash(model_dir)
     with atomic_dir(paths.features_dir) as tmp:
         extract_features(model.to(device()), paths, tmp, digest)
@@ -240,9 +273,11 @@ def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, tokenizer = embedded_backbone(seed)
-    params = {"seed": seed, "data": {"synthqa": {"size": 32}},
-              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1}}
-    pretrain_embedded(model, tokenizer, params)
+    params = {"seed": seed, "data": {"synthqa": {"size": 32}, "workers": 0},
+              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
+                           "checkpoint_every": steps}}
+    with tempfile.TemporaryDirectory(prefix="vila-fingerprint-") as ckpt:
+        pretrain_embedded(model, tokenizer, params, Path(ckpt))
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

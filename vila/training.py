@@ -126,7 +126,7 @@ def train(
     n_train: int,
     load_fn: LoadFn,
     loss_fn: LossFn,
-    eval_fn: EvalFn,
+    eval_fn: EvalFn | None,
     settings: TrainSettings,
     checkpoint_dir: Path,
     live_dir: Path | None,
@@ -135,7 +135,8 @@ def train(
 ) -> dict[str, Any]:
     """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
 
-    load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy. `workers` DataLoader processes load steps
+    load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy (None: no validation, no early stopping, the final
+    weights are the result: the backbone's pretraining on generated data). `workers` DataLoader processes load steps
     ahead (the same batches as workers=0, bit for bit). Under torchrun each rank computes its shard of
     every global batch (the frames sampled for the whole batch are drawn first, so they match a single
     process) and the gradients are summed across ranks; only rank 0 writes checkpoints and logs.
@@ -194,17 +195,23 @@ def train(
                 break
             if state["step"] % settings.checkpoint_every == 0 and rank == 0:
                 _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
-        model.eval()
-        with torch.no_grad():
-            val = eval_fn()
-        model.train()
+        val = None
+        if eval_fn is not None:
+            model.eval()
+            with torch.no_grad():
+                val = eval_fn()
+            model.train()
         rec = {"epoch": epoch + 1, "step": state["step"], "train_loss": float(np.mean(losses)) if losses else None,
                "val_accuracy": val, "lr": sched.get_last_lr()[0]}
         state["history"].append(rec)
         state["epoch_losses"] = []
         _log_live(live, rec)
-        log.info("%s epoch %d: loss %.4f val accuracy %.4f", desc, epoch + 1, rec["train_loss"] or float("nan"), val)
-        if val > state["best"]:
+        log.info("%s epoch %d: loss %.4f%s", desc, epoch + 1, rec["train_loss"] or float("nan"),
+                 "" if val is None else f" val accuracy {val:.4f}")
+        if val is None:  # no validation: the latest weights are the best there are
+            state.update(best_epoch=epoch + 1)
+            best_weights = trainable_state(model)
+        elif val > state["best"]:
             state.update(best=val, best_epoch=epoch + 1, bad_epochs=0)
             best_weights = trainable_state(model)
         else:
@@ -237,7 +244,8 @@ def _log_live(live: Any, rec: dict[str, Any]) -> None:
         return
     if rec["train_loss"] is not None:
         live.log_metric("train/loss", rec["train_loss"])
-    live.log_metric("val/accuracy", rec["val_accuracy"])
+    if rec["val_accuracy"] is not None:
+        live.log_metric("val/accuracy", rec["val_accuracy"])
     live.log_metric("train/lr", rec["lr"])
     live.next_step()
 
