@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install lock plots-template reproduce identity reproduce-all test test-remote test-slurm lint data clean
+.PHONY: install lock plots-template reproduce reproduce-seeds identity reproduce-all test test-remote test-slurm lint data clean
 install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
@@ -94,7 +94,12 @@ FIRST = $$($(BIN)/python -c "import yaml; print('models/' + yaml.safe_load(open(
 
 reproduce: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1
-	$(BIN)/dvc commit --force --quiet
+	$(BIN)/dvc commit --force --quiet dvc.yaml
+
+# The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study.
+reproduce-seeds: data
+	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1 reproduce_seeds
+	$(BIN)/dvc commit --force --quiet dvc.yaml study/dvc.yaml
 
 # After `make reproduce`: are the eval JSONs byte-identical to those REV's dvc.lock recorded? (make identity REV=c02ba5e)
 identity:
@@ -102,7 +107,7 @@ identity:
 
 reproduce-all: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) all
-	$(BIN)/dvc commit --force --quiet
+	$(BIN)/dvc commit --force --quiet dvc.yaml
 
 test: data
 	$(BIN)/ruff check vila tests
@@ -124,4 +129,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check vila tests
 
 clean:
-	rm -rf work models results reports/*.html .snakemake
+	rm -rf work models results reports/*.html .snakemake study/seeds study/results

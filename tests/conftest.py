@@ -36,6 +36,7 @@ def smoke_params() -> dict[str, Any]:
     p["evaluate"].update(batch_size=8, chosen_sample=4)
     p["speed"].update(batch_sizes=[1, 2], repeats=20, breakdown_repeats=1, warmup=1)
     p["report"]["selection_examples"] = 2
+    p["seeds_study"] = [1]
     return p
 
 
@@ -53,14 +54,18 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> su
     return out
 
 
-def make_project(path: Path, params: dict[str, Any], dvc: bool = False) -> Path:
-    """A project directory with the repo's workflow, notebooks and dvc.yaml, and the given params."""
+def make_project(path: Path, params: dict[str, Any], dvc: bool = False, study: bool = False) -> Path:
+    """A project directory with the repo's workflow, notebooks and dvc.yaml, and the given params; `study`: the seed
+    study's study/dvc.yaml too (DVC reads every dvc.yaml of a project: `dvc status` then lists the study's stages)."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "workflow", path / "workflow")
     shutil.copytree(ROOT / "notebooks", path / "notebooks")
     shutil.copytree(ROOT / "vila", path / "vila", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("paper-figures.yaml", "dvc.yaml"):
         shutil.copy(ROOT / name, path / name)
+    if study:
+        (path / "study").mkdir(exist_ok=True)
+        shutil.copy(ROOT / "study" / "dvc.yaml", path / "study" / "dvc.yaml")
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (path / "data").mkdir(exist_ok=True)
     if dvc:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, make_project, repo_params, run
-from vila.pipeline import dvc_yaml_text, expand
+from vila.pipeline import ALL_STAGES, dvc_yaml_text, expand, study_dvc_yaml_text
 
 
-def snakemake_jobs(project: Path, target: str = "all") -> dict[str, dict[str, list[str]]]:
-    """cmd -> inputs/outputs, from Snakemake's own dry run of the whole DAG."""
-    out = run(["snakemake", "--cores", "1", "-n", "-F", "-p", target], project).stdout
+def snakemake_jobs(project: Path, targets: tuple[str, ...] = ("all", "reproduce_seeds")) -> dict[str, dict[str, list[str]]]:
+    """cmd -> inputs/outputs, from Snakemake's own dry run of the whole DAG and the seed study."""
+    out = run(["snakemake", "--cores", "1", "-n", "-F", "-p", *targets], project).stdout
     jobs = {}
     for block in out.split("rule ")[1:]:
         inputs = re.search(r"^\s+input: (.*)$", block, re.M)
@@ -30,7 +30,7 @@ def snakemake_jobs(project: Path, target: str = "all") -> dict[str, dict[str, li
 
 
 def dvc_jobs(project: Path) -> dict[str, dict[str, list[str]]]:
-    """cmd -> deps/params/outs, from DVC's own reading of dvc.yaml (foreach expanded)."""
+    """cmd -> deps/params/outs, from DVC's own reading of dvc.yaml and study/dvc.yaml (foreach, matrix expanded)."""
     from dvc.repo import Repo
 
     jobs = {}
@@ -87,26 +87,33 @@ def agreement_problems(project: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return make_project(tmp_path_factory.mktemp("dag"), repo_params(), dvc=True)
+    return make_project(tmp_path_factory.mktemp("dag"), repo_params(), dvc=True, study=True)
 
 
 def test_committed_dvc_yaml_is_generated_from_the_stage_list():
     assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(), "run `vila pipeline` and commit dvc.yaml"
+    assert (ROOT / "study/dvc.yaml").read_text() == study_dvc_yaml_text(), "run `vila pipeline`, commit study/dvc.yaml"
 
 
 def test_snakemake_and_dvc_declare_the_same_dag(project):
+    """The Table 1 DAG and the seed study (every seeded stage's twin at each of seeds_study, then `seeds`)."""
     assert agreement_problems(project) == []
     dvc = dvc_jobs(project)
-    for job in expand(repo_params()):  # and DVC's params are the stage list's, key for key
+    jobs = expand(repo_params(), ALL_STAGES)
+    assert {"vila --seed 2 train student --variant vila_4f", "vila --seed 1 compare", "vila seeds"} <= set(dvc)
+    for job in jobs:  # and DVC's params are the stage list's, key for key
         assert dvc[job["cmd"]]["params"] == job["params"], job["cmd"]
+    assert len(dvc) == len(jobs)
 
 
 def test_agreement_check_fails_when_either_side_changes_alone(project, tmp_path):
-    # Snakemake side: every rule loses its last dependency (reweight: uniform_32f)
+    # Snakemake side: the reweight rule loses its 32-frame teacher
     sm_changed = tmp_path / "sm"
     shutil.copytree(project, sm_changed)
     rules = sm_changed / "workflow" / "rules" / "stages.smk"
-    rules.write_text(rules.read_text().replace("stage_inputs(_stage),", "stage_inputs(_stage)[:-1],", 1))
+    rules.write_text(rules.read_text().replace("stage_inputs(_stage),", (
+        '([i for i in stage_inputs(_stage) if not i.endswith("uniform_32f")] if _stage.name == "reweight" '
+        "else stage_inputs(_stage)),"), 1))
     assert any("vila reweight" in p for p in agreement_problems(sm_changed))
     # DVC side: a stage's command changes
     dvc_changed = tmp_path / "dvc"

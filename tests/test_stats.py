@@ -102,3 +102,11 @@ def test_mean_of_types_interval_brackets_the_per_type_differences():
     for metric in ("mean", "x", "y"):
         diff, (lo, hi) = boot.paired(a, b, metric)
         assert diff == pytest.approx(0.5) and lo < 0.5 < hi
+
+
+def test_the_test_split_needed_for_a_two_point_interval_scales_as_one_over_root_n():
+    from vila.compare import test_split_size
+
+    got = test_split_size([-0.01, 0.07], 300)  # half-width 4 points at 300 questions: 4x the questions for 2
+    assert got["half_width"] == pytest.approx(0.04) and got["n_for_half_width_2pt"] == 1200
+    assert test_split_size([0.10, 0.12], 300)["n_for_half_width_2pt"] == 75

@@ -30,9 +30,9 @@ def run_stage(name: str, params: dict[str, Any], **wildcards: Any) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    from vila.config import load_params
+    from vila.config import at_seed, load_params
 
-    return load_params(args.params)
+    return at_seed(load_params(args.params), args.seed)
 
 
 def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True) -> None:
@@ -56,7 +56,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
         threads = stage_by_name(name).threads  # a params.yaml threads.* kind: a stage that computes with torch
         kind = threads if threads in ("backbone", "train", "evaluate") else None
         _setup(params, kind, pin=kind is not None or name == "speed")
-        run_stage(name, params, **({"params_file": args.params} if name == "report" else {}))
+        run_stage(name, params, **({"params_file": args.params} if stage_by_name(name).notebooks else {}))
 
     return run
 
@@ -134,6 +134,8 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vila", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="train/evaluate at this seed of the seed study (outputs under .../seeds/SEED/)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages

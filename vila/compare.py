@@ -57,6 +57,16 @@ def paper_gain(paper: dict[str, Any], bench: str, col: str) -> float | None:
     return None if sev is None or vil is None else round(vil - sev, 2)
 
 
+TARGET_HALF_WIDTH = 0.02  # issue #15: the test split a paired difference's 95% interval is +-2 points at
+
+
+def test_split_size(ci: tuple[float, float] | list[float], n: int) -> dict[str, Any]:
+    """The interval's half-width at these n questions, and the n at which it would be TARGET_HALF_WIDTH: a paired
+    bootstrap interval narrows as 1/sqrt(n) for a fixed per-question spread of the differences."""
+    half = (ci[1] - ci[0]) / 2
+    return {"half_width": half, "n_for_half_width_2pt": int(np.ceil(n * (half / TARGET_HALF_WIDTH) ** 2))}
+
+
 def compare(evals: dict[str, dict[str, Any]], items: list[dict[str, Any]], speed: dict[str, Any] | None,
             paper: dict[str, Any], resamples: int, seed: int) -> dict[str, Any]:
     items = answered_by_all(evals, items)
@@ -86,6 +96,7 @@ def compare(evals: dict[str, dict[str, Any]], items: list[dict[str, Any]], speed
             "a": c["a"], "b": CLAIM_BASELINE, "metric": metric, "diff": diff, "ci95": list(ci),
             "speedup": (speed or {}).get("speedup", {}).get(f"{c['a']}_vs_{CLAIM_BASELINE}"),
             "verdict": verdict(ci),
+            **test_split_size(ci, len(items)),
         })
     return {"resamples": resamples, "bootstrap_seed": seed, "comparisons": comparisons, "claims": claims}
 
@@ -95,7 +106,7 @@ def run(params: dict[str, Any]) -> None:
 
     paths = Paths.from_params(params)
     split = params["evaluate"]["split"]
-    evals = {p.stem: read_json(p) for p in sorted((paths.results / "eval").glob("*.json"))}
+    evals = {p.stem: read_json(p) for p in sorted(paths.eval_dir.glob("*.json"))}
     items = read_json(paths.annotations(split))
     speed = read_json(paths.speed_json) if paths.speed_json.exists() else None
     with open("paper-figures.yaml") as f:

@@ -76,6 +76,16 @@ def student_settings(params: dict[str, Any], variant: str) -> dict[str, Any]:
     return merged
 
 
+def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """params for a job of the seed study: training and evaluation at `seed` (params["seed"] := seed) with the
+    outputs under .../seeds/<seed>/ (Paths reads `study_seed`). The backbone is never re-seeded: it is the stand-in
+    for the released InstructBLIP weights, which a fine-tuning seed study keeps. `seed` None or equal to
+    params["seed"]: params unchanged (Table 1's own models)."""
+    if seed is None or seed == params["seed"]:
+        return params
+    return {**params, "seed": seed, "study_seed": seed}
+
+
 def model_names(params: dict[str, Any]) -> list[str]:
     """Every model the DAG trains and evaluates, in table order: the uniform teachers, the ViLA student variants,
     SeViLA at each k."""
@@ -121,6 +131,9 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
                                           [f"sevila_{k}f" for k in params["sevila"]["frames"]])
     if clash:
         errors.append(f"variants: {sorted(clash)} is the name of a teacher or SeViLA model")
+    if params["seed"] in params["seeds_study"]:
+        errors.append(f"seeds_study: lists seed {params['seed']}; the study's other seeds only (seed's own models are "
+                      "Table 1's and join the study as they are)")
     tau = params["train"]["student"]["tau"]
     if tau["end"] > tau["start"]:
         errors.append(f"train.student.tau.end: {tau['end']} must be <= tau.start ({tau['start']})")

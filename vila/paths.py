@@ -2,6 +2,12 @@
 
 data/ holds raw inputs only (tracked whole by data.dvc); every product lives beside it, because
 DVC refuses a stage output inside a tracked folder.
+
+The seed study (params `seeds_study`) trains and evaluates every model again at other seeds: the models,
+pseudo-labels, checkpoints, eval JSONs and comparisons of seed S live under study/seeds/S/ in the same layout
+(study/seeds/S/models/<dataset>/vila_4f, ...), outside the folders the default seed's stages read, so running
+the study makes nothing of Table 1 stale. What does not depend on the training seed is shared: the data, the
+decode and feature caches, the backbone, the speed figures.
 """
 
 from __future__ import annotations
@@ -10,15 +16,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+SHARED_MODELS = ("backbone",)  # models that no training seed changes
+STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
+
+
+def study_root(seed: int) -> Path:
+    return STUDY / "seeds" / str(seed)
+
 
 @dataclass(frozen=True)
 class Paths:
     dataset: str
     raw_root: Path = Path("data")
+    study_seed: int | None = None  # a seed of the seed study (vila.config.at_seed); None: the default seed
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Paths:
-        return cls(params["dataset"], Path(params["data"]["raw_dir"]))
+        return cls(params["dataset"], Path(params["data"]["raw_dir"]), params.get("study_seed"))
+
+    def _seeded(self, root: Path) -> Path:
+        return root if self.study_seed is None else study_root(self.study_seed) / root
+
+    def for_seed(self, seed: int | None) -> Paths:
+        return Paths(self.dataset, self.raw_root, seed)
 
     @property
     def raw(self) -> Path:  # real datasets: official files and videos, placed by the user
@@ -45,20 +65,25 @@ class Paths:
 
     @property
     def pseudo_labels(self) -> Path:  # pseudolabel: SeViLA's per-frame yes/no labels of the training questions
-        return Path("work") / self.dataset / "pseudo_labels"
+        return self._seeded(Path("work") / self.dataset) / "pseudo_labels"
 
     def checkpoints(self, run: str) -> Path:  # resumable training state (not a stage output)
-        return Path("work") / self.dataset / "checkpoints" / run
+        return self._seeded(Path("work") / self.dataset) / "checkpoints" / run
 
     def model(self, name: str) -> Path:
-        return Path("models") / self.dataset / name
+        root = Path("models") / self.dataset
+        return root / name if name in SHARED_MODELS else self._seeded(root) / name
 
     @property
-    def results(self) -> Path:
+    def results(self) -> Path:  # the default seed's: speed.json and metrics.json live here
         return Path("results") / self.dataset
 
+    @property
+    def eval_dir(self) -> Path:
+        return self._seeded(self.results) / "eval"
+
     def eval_json(self, variant: str) -> Path:
-        return self.results / "eval" / f"{variant}.json"
+        return self.eval_dir / f"{variant}.json"
 
     @property
     def speed_json(self) -> Path:
@@ -66,4 +91,8 @@ class Paths:
 
     @property
     def comparisons_json(self) -> Path:
-        return self.results / "comparisons.json"
+        return self._seeded(self.results) / "comparisons.json"
+
+    @property
+    def study_comparisons_json(self) -> Path:  # the seed study: comparisons with every seed's figures (vila/seeds.py)
+        return STUDY / "results" / self.dataset / "comparisons.json"

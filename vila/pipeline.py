@@ -5,15 +5,23 @@ vila/stages/<name>.py). tests/test_pipeline.py checks, through each tool's own r
 DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
 
 Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
-of `variants`), {keyframes} (each k of sevila.frames). Params are listed as finely as each stage reads them, so DVC reruns only what a
-changed key can affect.
+of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of seeds_study). Params are listed as finely
+as each stage reads them, so DVC reruns only what a changed key can affect.
+
+The seed study is derived from the same list: every stage marked `seeded` (what a training seed changes: the
+models, their evaluations, the comparisons) has a `<name>_seeds` twin that runs the same command at
+`--seed {seed}` with its outputs, and its inputs from seeded stages, under study/seeds/{seed}/; the `seeds`
+stage reads every seed's results. Snakemake: `reproduce_seeds`; DVC: study/dvc.yaml (`dvc repro study/dvc.yaml`),
+kept apart from dvc.yaml so that a plain `dvc repro` stays the Table 1 DAG.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +57,18 @@ class Stage:
     help: str = ""  # the CLI's one-line description of a stage that is a plain `vila <name>` command
     threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
     resources: tuple[tuple[str, int], ...] = ()  # Snakemake resources, sized for the full-size run on a cluster
+    seeded: bool = False  # its outputs depend on the training seed: the seed study has a twin of it
+    base: str = ""  # a seed-study twin: the stage it repeats at {seed} (whose module it runs)
 
     @property
     def module(self) -> str:
         """The stage's own module, vila/stages/<name>.py, whose main(params, **wildcards) the command runs."""
-        return f"vila.stages.{self.name}"
+        return f"vila.stages.{self.base or self.name}"
+
+    @property
+    def wildcards(self) -> tuple[str, ...]:
+        """The placeholders that make one job of this stage: {frames}/{variant}/{keyframes}, and {seed}."""
+        return (*([self.foreach] if self.foreach else []), *(["seed"] if self.base else []))
 
 
 STAGES: tuple[Stage, ...] = (
@@ -79,7 +94,7 @@ STAGES: tuple[Stage, ...] = (
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=UNIFORM_FINETUNE_PARAMS,
           outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
-          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("reweight", "vila reweight",
           help="student init = 4-frame model + 32-frame teacher branch, and the branch's targets per question",
           deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f", "models/{dataset}/backbone",
@@ -87,55 +102,55 @@ STAGES: tuple[Stage, ...] = (
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "train.student.select",
                   "train.student.selector", "train.student.gate", "train.student.selector_input"),
           outs=("models/{dataset}/vila_init",),
-          threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("student", "vila train student --variant {variant}",
           deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
                   "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
           outs=("models/{dataset}/{variant}",), foreach="variant",
-          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
           deps=("models/{dataset}/uniform_{frames}f", "work/{dataset}/features", "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames",
-          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("evaluate_student", "vila evaluate --variant {variant}",
           deps=("models/{dataset}/{variant}", "work/{dataset}/features", "work/{dataset}/frames",
                 "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
-          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("answerer", "vila train answerer --frames {keyframes}",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=UNIFORM_FINETUNE_PARAMS,
           outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
-          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("pseudolabel", "vila pseudolabel",
           help="SeViLA's self-refinement labels: each frame of each training question read alone by the Answerer",
           deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/features",
                 "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "evaluate.batch_size"),
           outs=("work/{dataset}/pseudo_labels",),
-          threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("localizer", "vila train localizer",
           deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/pseudo_labels",
                 "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "sevila.localizer"),
           outs=("models/{dataset}/sevila_localizer",),
-          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("sevila", "vila sevila --frames {keyframes}",
           deps=("models/{dataset}/sevila_answerer_{keyframes}f", "models/{dataset}/sevila_localizer"),
           params=("data.frames",),
           outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
-          threads="train", resources=(("mem_mb", 16000), ("runtime", 30))),
+          threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
     Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
           deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/features", "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
-          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("speed", "vila speed",
           help="latency, breakdown, FLOPs and memory of every variant, in one process",
           deps=("models/{dataset}", "work/{dataset}/frames"),
@@ -148,7 +163,7 @@ STAGES: tuple[Stage, ...] = (
                 "paper-figures.yaml"),
           params=("evaluate.split", "compare"),
           outs=(), results=("results/{dataset}/comparisons.json",),
-          resources=(("mem_mb", 4000), ("runtime", 10))),
+          seeded=True, resources=(("mem_mb", 4000), ("runtime", 10))),
     Stage("summary", "vila summary",
           help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
           deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
@@ -164,6 +179,53 @@ STAGES: tuple[Stage, ...] = (
           notebooks=("notebooks/table1.ipynb", "notebooks/table2.ipynb", "notebooks/speed.ipynb",
                      "notebooks/training.ipynb")),
 )
+STUDY_ROOT = "study/seeds/{seed}/"  # vila/paths.py: study_root
+
+
+def _seeded_outputs(stages: tuple[Stage, ...]) -> set[str]:
+    return {o for st in stages if st.seeded for o in (*st.outs, *st.results, *st.metrics)}
+
+
+def _shared_outputs(stages: tuple[Stage, ...]) -> set[str]:
+    return {o for st in stages if not st.seeded for o in (*st.outs, *st.results, *st.metrics)}
+
+
+def study_path(path: str, seeded: set[str]) -> str:
+    """A seeded stage's output (or a folder holding some) at {seed}; anything else is shared by every seed. An
+    output template matches any value of its placeholders (reweight reads models/{dataset}/uniform_4f, which
+    the teacher stage writes as models/{dataset}/uniform_{frames}f)."""
+    def pattern(template: str) -> str:
+        parts = re.split(r"(\{\w+\})", template)
+        return "".join(r"[^/]+" if re.fullmatch(r"\{\w+\}", x) and x != "{dataset}" else re.escape(x) for x in parts)
+
+    if path in _shared_outputs(STAGES):  # models/{dataset}/backbone is no {variant}
+        return path
+    folder = re.escape(path.rstrip("/")) + "/"
+    inside = any(re.fullmatch(pattern(o), path) or re.match(folder, o) for o in seeded)
+    return STUDY_ROOT + path if inside else path
+
+
+def study_twin(stage: Stage, seeded: set[str]) -> Stage:
+    """The seed study's copy of a seeded stage: the same command at `--seed {seed}` (vila.config.at_seed)."""
+    return dataclasses.replace(
+        stage, name=f"{stage.name}_seeds", base=stage.name, help="",
+        cmd=stage.cmd.replace("vila ", "vila --seed {seed} ", 1),
+        deps=tuple(study_path(d, seeded) for d in stage.deps),
+        outs=tuple(STUDY_ROOT + o for o in stage.outs), results=tuple(STUDY_ROOT + r for r in stage.results),
+        metrics=tuple(STUDY_ROOT + m for m in stage.metrics))
+
+
+STUDY_STAGES: tuple[Stage, ...] = (
+    *(study_twin(st, _seeded_outputs(STAGES)) for st in STAGES if st.seeded),
+    Stage("seeds", "vila seeds",
+          help="the seed study: every seed's figures, mean and sd across seeds, each claim's verdict at every seed",
+          deps=("results/{dataset}/eval", "results/{dataset}/comparisons.json", "study/seeds", "paper-figures.yaml",
+                "results/{dataset}/speed.json"),
+          params=("seed", "seeds_study", "evaluate.split"),
+          outs=("reports/seeds.html",), results=("study/results/{dataset}/comparisons.json",),
+          notebooks=("notebooks/seeds.ipynb",), resources=(("mem_mb", 4000), ("runtime", 10))),
+)
+ALL_STAGES = STAGES + STUDY_STAGES
 # What every stage's command runs besides its module: the params loader and the CPU pins (through vila/cli.py,
 # whose other imports are each command's own, made inside that command).
 CLI_MODULES = ("vila.config", "vila.cpu")
@@ -241,12 +303,12 @@ def stage_deps(stage: Stage) -> list[str]:
 
 
 def stage_by_name(name: str) -> Stage:
-    return next(s for s in STAGES if s.name == name)
+    return next(s for s in ALL_STAGES if s.name == name)
 
 
 def plain_commands() -> dict[str, Stage]:
     """Stages that are a plain `vila <name>` command (the CLI's subcommands of that name)."""
-    return {s.name: s for s in STAGES if s.cmd == f"vila {s.name}"}
+    return {s.name: s for s in ALL_STAGES if s.cmd == f"vila {s.name}"}
 
 
 PLOTS = [
@@ -260,71 +322,88 @@ PLOTS = [
 ]
 
 
-def _dvc(text: str, foreach: str | None) -> str:
+DVC_ITEMS = {"frames": "${train.teacher.frames}", "variant": "${variants}", "keyframes": "${sevila.frames}",
+             "seed": "${seeds_study}"}
+
+
+def _dvc(text: str, stage: Stage) -> str:
+    """A stage-list path or command in DVC's templating: ${dataset}; a foreach stage's ${item} / ${key}; a seed-study
+    twin's matrix ${item.<wildcard>}."""
     text = text.replace("{dataset}", "${dataset}")
-    if foreach == "frames":
-        return text.replace("{frames}", "${item}")
-    if foreach == "variant":
-        return text.replace("{variant}", "${key}")
-    if foreach == "keyframes":
-        return text.replace("{keyframes}", "${item}")
+    if stage.base:
+        for w in stage.wildcards:
+            text = text.replace(f"{{{w}}}", f"${{item.{w}}}")
+        return text
+    if stage.foreach:
+        return text.replace(f"{{{stage.foreach}}}", "${key}" if stage.foreach == "variant" else "${item}")
     return text
 
 
-def render_dvc(stages: tuple[Stage, ...] = STAGES) -> dict[str, Any]:
+def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for st in stages:
-        body: dict[str, Any] = {"cmd": _dvc(st.cmd, st.foreach), "deps": [_dvc(d, st.foreach) for d in stage_deps(st)],
-                                "params": [_dvc(p, st.foreach) for p in st.params]}
+        body: dict[str, Any] = {"cmd": _dvc(st.cmd, st), "deps": [_dvc(d, st) for d in stage_deps(st)],
+                                "params": [_dvc(p, st) for p in st.params]}
+        if wdir:
+            body = {"wdir": wdir, **body}
         if not body["params"]:
             del body["params"]
         if st.outs:
-            body["outs"] = [_dvc(o, st.foreach) for o in st.outs]
+            body["outs"] = [_dvc(o, st) for o in st.outs]
         if st.results:
-            body.setdefault("outs", []).extend({_dvc(r, st.foreach): {"cache": False}} for r in st.results)
+            body.setdefault("outs", []).extend({_dvc(r, st): {"cache": False}} for r in st.results)
         if st.metrics:
-            body["metrics"] = [{_dvc(m, st.foreach): {"cache": False}} for m in st.metrics]
-        if st.foreach == "frames":
-            out[st.name] = {"foreach": "${train.teacher.frames}", "do": body}
-        elif st.foreach == "variant":
-            out[st.name] = {"foreach": "${variants}", "do": body}
-        elif st.foreach == "keyframes":
-            out[st.name] = {"foreach": "${sevila.frames}", "do": body}
+            body["metrics"] = [{_dvc(m, st): {"cache": False}} for m in st.metrics]
+        if st.base:
+            out[st.name] = {"matrix": {w: DVC_ITEMS[w] for w in st.wildcards}, **body}
+        elif st.foreach:
+            out[st.name] = {"foreach": DVC_ITEMS[st.foreach], "do": body}
         else:
             out[st.name] = body
-    return {"stages": out, "plots": PLOTS}
+    return {"stages": out}
 
 
 HEADER = "# Generated by `vila pipeline` from vila/pipeline.py (the stage list). Do not edit by hand.\n"
+STUDY_DVC_YAML = Path("study") / "dvc.yaml"
 
 
 def dvc_yaml_text() -> str:
-    return HEADER + yaml.safe_dump(render_dvc(), sort_keys=False, width=120)
+    return HEADER + yaml.safe_dump({**render_dvc(), "plots": PLOTS}, sort_keys=False, width=120)
+
+
+def study_dvc_yaml_text() -> str:
+    """The seed study's pipeline (`dvc repro study/dvc.yaml`): its stages run from the project root (wdir ..) and
+    read params.yaml there."""
+    study = {"vars": ["../params.yaml"], **render_dvc(STUDY_STAGES, wdir="..")}
+    return HEADER + yaml.safe_dump(study, sort_keys=False, width=120)
 
 
 def write_dvc_yaml(params: str = "params.yaml", check: bool = False) -> None:
-    path = Path("dvc.yaml")
-    text = dvc_yaml_text()
-    if check:
-        if not path.exists() or path.read_text() != text:
-            print("dvc.yaml differs from vila/pipeline.py; run `vila pipeline` to regenerate it", file=sys.stderr)
-            raise SystemExit(1)
-        return
-    path.write_text(text)
+    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text())):
+        if check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path} differs from vila/pipeline.py; run `vila pipeline` to regenerate it", file=sys.stderr)
+                raise SystemExit(1)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
+    """One dict of wildcard values per job of a stage."""
+    choices = {"frames": params["train"]["teacher"]["frames"], "variant": list(params["variants"]),
+               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"]}
+    values: list[dict[str, Any]] = [{}]
+    for w in stage.wildcards:
+        values = [{**v, w: c} for v in values for c in choices[w]]
+    return values
 
 
 def expand(params: dict[str, Any], stages: tuple[Stage, ...] = STAGES) -> list[dict[str, Any]]:
     """Every job of the DAG with concrete paths (what both front-ends must agree on)."""
     jobs = []
     for st in stages:
-        values: list[dict[str, Any]] = [{}]
-        if st.foreach == "frames":
-            values = [{"frames": n} for n in params["train"]["teacher"]["frames"]]
-        elif st.foreach == "variant":
-            values = [{"variant": v} for v in params["variants"]]
-        elif st.foreach == "keyframes":
-            values = [{"keyframes": k} for k in params["sevila"]["frames"]]
-        for v in values:
+        for v in job_values(params, st):
             fmt = {"dataset": params["dataset"], **v}
             jobs.append({
                 "stage": st.name,

@@ -107,6 +107,38 @@ def table1(params: dict[str, Any], evals: dict[str, Any], speed: dict[str, Any] 
     return pd.DataFrame(rows).set_index("model").fillna(NA)
 
 
+def seeds_models_table(summary: dict[str, Any], names: list[str]) -> pd.DataFrame:
+    """The seed study, per model: mean +- sd across seeds of the accuracy (mean of types, and overall), and every
+    seed's value."""
+    rows = {}
+    for name in names:
+        row = summary["models"].get(name, {})
+        out: dict[str, str] = {}
+        for metric, label in (("mean", "Avg"), ("overall", "overall")):
+            m = row.get(metric)
+            if m is None:
+                out[f"{label} mean +- sd"] = NA
+                continue
+            out[f"{label} mean +- sd"] = f"{fmt(m['mean'])} +- {fmt(m['sd'])}"
+            if metric == "mean":
+                out.update({f"seed {s}": fmt(v) for s, v in m["seeds"].items()})
+        rows[name] = out
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def seeds_claims_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Each claim: the paired difference and interval at every seed, the mean +- sd, one verdict across seeds."""
+    rows = []
+    for c in summary["claims"]:
+        row = {"claim": c["claim"], "comparison": f"{c['a']} - {c['b']} ({c['metric']})"}
+        for s, diff in c["seeds"].items():
+            row[f"seed {s}"] = f"{interval_text(diff, c['seed_ci95'][s])}: {c['seed_verdicts'][s]}"
+        row["mean +- sd"] = f"{100 * c['diff_mean']:+.1f} +- {fmt(c['diff_sd'])}"
+        row["verdict across seeds"] = c["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def load_comparisons(results: Path) -> dict[str, Any] | None:
     path = results / "comparisons.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -145,6 +177,7 @@ def claims_table(comparisons: dict[str, Any] | None, speed: dict[str, Any] | Non
             "measured": f"{c['a']} - sevila_4f ({c['metric']})",
             "difference, points [95% CI]": interval_text(m["diff"], m["ci95"]) if m else NA,
             "accuracy verdict": m["verdict"] if m else NA,
+            "test questions for +-2 points": str(m["n_for_half_width_2pt"]) if m and "n_for_half_width_2pt" in m else NA,
             "speed-up vs sevila_4f (CPU)": f"{su:.2f}x" if su else NA,
             "speed verdict": speed_verdict(su, c["paper_speedup"]),
             "FLOPs ratio (flant5xl)": f"{ratio:.2f}x" if ratio else NA,
@@ -417,14 +450,19 @@ def render_html(notebook: Any, title: str, footer: str) -> str:
 
 
 def run(params: dict[str, Any], params_file: str = "params.yaml") -> None:
-    """Render every report from `params` (the notebooks reload them from `params_file`, the file `vila --params`
-    named, so what a report shows and what its provenance says come from one file)."""
+    render(REPORTS, params, params_file)
+
+
+def render(names: tuple[str, ...], params: dict[str, Any], params_file: str = "params.yaml") -> None:
+    """Render notebooks/<name>.ipynb -> reports/<name>.html from `params` (the notebooks reload them from
+    `params_file`, the file `vila --params` named, so what a report shows and what its provenance says come from
+    one file)."""
     import nbformat
     import papermill as pm
 
     paths = Paths.from_params(params)
     notebooks = Path("notebooks")
-    for name in REPORTS:
+    for name in names:
         src = notebooks / f"{name}.ipynb"
         if not src.exists():
             raise FileNotFoundError(f"{src}: report notebook missing")

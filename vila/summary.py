@@ -32,7 +32,7 @@ def summarise(evals: dict[str, dict[str, Any]], speed: dict[str, Any] | None) ->
 
 def run(params: dict[str, Any]) -> None:
     paths = Paths.from_params(params)
-    evals = {p.stem: read_json(p) for p in sorted((paths.results / "eval").glob("*.json"))}
+    evals = {p.stem: read_json(p) for p in sorted(paths.eval_dir.glob("*.json"))}
     speed = read_json(paths.speed_json) if paths.speed_json.exists() else None
     write_json(paths.results / "metrics.json", summarise(evals, speed))
     log.info("summary: %d variants%s -> %s", len(evals), " and the speed-ups" if speed else "",

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from vila.config import ParamsError, lookup
 from vila.config import validate as validate_params
-from vila.pipeline import STAGES, expand as expand_jobs, stage_by_name, stage_code
+from vila.pipeline import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name, stage_code
 
 try:
     validate_params(config, "params.yaml")
@@ -14,35 +14,47 @@ except ParamsError as error:
 
 DATASET = config["dataset"]
 VARIANTS = list(config["variants"])
-JOBS = expand_jobs(config)  # every job of the DAG with concrete paths
+JOBS = expand_jobs(config, ALL_STAGES)  # every job of the DAG and of the seed study, with concrete paths
 
 
 wildcard_constraints:
     frames=r"\d+",
     keyframes=r"\d+",
+    seed=r"\d+",
     variant="|".join(VARIANTS),
 
 
 def stage_params(stage, **wildcards):
     """Values of the params keys a stage reads (vila/pipeline.py): Snakemake reruns a job when they change."""
-    keys = next(s.params for s in STAGES if s.name == stage)
+    keys = stage_by_name(stage).params
     return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
 
 
 def concrete(path):
-    """A stage-list path for this dataset; {frames}/{variant}/{keyframes} stay Snakemake wildcards."""
+    """A stage-list path for this dataset; {frames}/{variant}/{keyframes}/{seed} stay Snakemake wildcards."""
     return path.replace("{dataset}", DATASET)
 
 
 def stage_inputs(stage):
     """Code dependencies (computed: the import closure of the stage's module), then data dependencies. A
     folder that holds other stages' outputs (DVC reads `models/<dataset>` so) stands for those outputs:
-    Snakemake can depend on an output, not on its parent folder."""
-    inputs = list(stage_code(stage))
+    Snakemake can depend on an output, not on its parent folder. A folder with wildcards (a seed-study job's
+    study/seeds/{seed}/results/...) is resolved per job, by an input function."""
+    code = list(stage_code(stage))
     outs = sorted({o for job in JOBS for o in job["outs"]})
-    for dep in map(concrete, stage.deps):
+
+    def data(dep):
         inside = [o for o in outs if o.startswith(dep.rstrip("/") + "/")]
-        inputs += inside if inside and dep not in outs and "{" not in dep else [dep]
+        return inside if inside and dep not in outs else [dep]
+
+    deps = [concrete(d) for d in stage.deps]
+    if not any("{" in d for d in deps):
+        return code + [path for d in deps for path in data(d)]
+
+    def inputs(wildcards):
+        values = dict(wildcards.items())
+        return code + [path for d in deps for path in data(d.format(**values))]
+
     return inputs
 
 
@@ -54,7 +66,7 @@ def stage_outputs(stage):
 
 def stage_log(stage):
     """The job's own log file (what the command wrote to stdout and stderr), one per job: its wildcards are in the name."""
-    job = {"frames": "_{frames}", "variant": "_{variant}", "keyframes": "_{keyframes}"}.get(stage.foreach, "")
+    job = "".join(f"_{{{w}}}" for w in stage.wildcards)
     return f"logs/{DATASET}/{stage.name}{job}.log"
 
 

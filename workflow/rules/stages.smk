@@ -1,10 +1,10 @@
-# One rule per stage of vila/pipeline.py's stage list: inputs (the computed code dependencies, then the data),
+# One rule per stage of vila/pipeline.py's stage list (and per seed-study twin, `<stage>_seeds`, at {seed}): inputs (the computed code dependencies, then the data),
 # outputs, params, threads and resources all come from that list (each job also writes its own log file,
 # logs/<dataset>/<stage>[_<frames|variant>].log), as dvc.yaml's stages do. A torch job's
 # threads are params.yaml's `threads.*` (vila sets torch to exactly that many, so the figures do not depend on
 # the machine); with 2 cores, two 1-thread trainings run side by side. Resources are sized for the full-size
 # (Flan-T5-XL) run on a cluster; a training job launches one process per GPU SLURM gives it (vila/cli.py).
-for _stage in STAGES:
+for _stage in ALL_STAGES:
 
     rule:
         name:

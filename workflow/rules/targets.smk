@@ -16,6 +16,13 @@ rule reproduce_speed:
         "reports/speed.html",
 
 
+# The seed study: every model the comparisons use at each of seeds_study besides `seed` (whose models are Table 1's),
+# then the summary across seeds (vila/seeds.py). Not part of `all`: about 16 more minutes per seed on 2 cores.
+rule reproduce_seeds:
+    input:
+        "reports/seeds.html",
+
+
 rule all:
     input:
         expand("reports/{name}.html", name=REPORTS),
