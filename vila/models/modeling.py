@@ -259,6 +259,9 @@ class ViLAModel(PreTrainedModel):
         super().__init__(config)
         bb = config.backbone_config
         qdim, tdim = bb.qformer_config.hidden_size, bb.text_config.d_model
+        # Read on every forward: kept as plain ints (building InstructBlipConfig from its dict costs ~10 ms a time).
+        self.image_size, self.num_query_tokens = bb.vision_config.image_size, bb.num_query_tokens
+        self.decoder_start_token_id = bb.text_config.decoder_start_token_id
         self.vision_model = InstructBlipVisionModel._from_config(bb.vision_config)
         self.query_tokens = nn.Parameter(torch.zeros(1, bb.num_query_tokens, qdim))
         self.qformer = InstructBlipQFormerModel._from_config(bb.qformer_config)
@@ -325,7 +328,7 @@ class ViLAModel(PreTrainedModel):
     # ---- the pieces of a forward pass ----
     def pixels_to_input(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames [..., H, W, 3] -> normalised float [N, 3, S, S] at the ViT's resolution."""
-        size = self.config.backbone_config.vision_config.image_size
+        size = self.image_size
         x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-1] != size or x.shape[-2] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -400,7 +403,7 @@ class ViLAModel(PreTrainedModel):
 
     def with_frame_prefixes(self, visual: torch.Tensor) -> torch.Tensor:
         """[B, F*Q, Dt] -> [B, F*(P+Q), Dt]: frame i's tokens preceded by the embedded `Frame {i}: ` (SeViLA)."""
-        b, q = visual.shape[0], self.config.backbone_config.num_query_tokens
+        b, q = visual.shape[0], self.num_query_tokens
         f = visual.shape[1] // q
         marks = self.config.frame_prefix_ids[:f]
         if len(marks) < f or len({len(m) for m in marks}) != 1:
@@ -419,7 +422,7 @@ class ViLAModel(PreTrainedModel):
         if attention_mask is not None:
             ones = torch.ones(visual.shape[:2], dtype=attention_mask.dtype, device=visual.device)
             mask = torch.cat([ones, attention_mask], 1)
-        start = self.config.backbone_config.text_config.decoder_start_token_id
+        start = self.decoder_start_token_id
         prefix = [start, *self.config.answer_prefix_ids]
         decoder_ids = torch.tensor(prefix, device=visual.device).expand(visual.shape[0], -1)
         out = lm(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_ids)
@@ -462,7 +465,7 @@ class ViLAModel(PreTrainedModel):
         if localizer_mask is not None:
             ones = torch.ones(b * t, prefix.shape[0] + visual.shape[1], dtype=localizer_mask.dtype, device=visual.device)
             mask = torch.cat([ones, localizer_mask.repeat_interleave(t, dim=0)], dim=1)
-        start = self.config.backbone_config.text_config.decoder_start_token_id
+        start = self.decoder_start_token_id
         decoder_ids = torch.full((b * t, 1), start, dtype=torch.long, device=visual.device)
         logits = lm(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_ids).logits[:, 0]
         return logits.view(b, t, -1)
