@@ -112,7 +112,7 @@ reproduce-all: data
 test: data
 	$(BIN)/ruff check vila tests
 	$(BIN)/vila pipeline --check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Opt-in: a DVC push/clone/pull round trip against an S3-compatible server (moto) on loopback.
 test-remote: data

@@ -34,7 +34,10 @@ def smoke_params() -> dict[str, Any]:
     p["train"]["student"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["sevila"]["localizer"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
     p["evaluate"].update(batch_size=8, chosen_sample=4)
-    p["speed"].update(batch_sizes=[1, 2], repeats=20, breakdown_repeats=1, warmup=1)
+    # one batch size and one thread: the smoke speed stage runs beside the seed study's jobs
+    p["speed"].update(batch_sizes=[2], repeats=20, breakdown_repeats=1, warmup=1, threads=1)
+    for name in ("vila_4f_no_relevance", "vila_4f_visual_gate"):  # vila_4f's code path with a loss weight at 0;
+        del p["variants"][name]  # the visual gate: tests/test_model.py
     p["report"]["selection_examples"] = 2
     p["seeds_study"] = [1]
     return p
@@ -88,9 +91,36 @@ def backbone():
     return embedded_backbone(0)
 
 
+# A cold DVC run of the chains behind three eval JSONs: every kind of stage up to evaluation (data, backbone,
+# teachers, re_weight, a student, SeViLA's Answerer, pseudo-labels, Localizer), one stage at a time as DVC runs
+# them. The stages after evaluation run the same derived commands (test_pipeline checks Snakemake and DVC agree).
+DVC_TARGETS = ("evaluate_teacher@32", "evaluate_student@vila_4f", "evaluate_sevila@4")
+
+
 @pytest.fixture(scope="session")
-def smoke_dag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole DAG run once by Snakemake on the smoke profile."""
+def dvc_cold(tmp_path_factory: pytest.TempPathFactory):
+    """(project, process): the cold DVC run, started before the smoke DAG so that the two run side by side
+    (DVC runs one stage at a time; the smoke DAG has one-job stretches). Wait with `wait_for`."""
+    project = make_project(tmp_path_factory.mktemp("dvc"), smoke_params(), dvc=True)
+    proc = subprocess.Popen(["dvc", "repro", *DVC_TARGETS], cwd=project, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    yield project, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for(started: tuple[Path, subprocess.Popen[str]], timeout: int = 900) -> tuple[Path, str]:
+    project, proc = started
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"dvc repro failed ({proc.returncode}):\n{out[-4000:]}")
+    return project, out
+
+
+@pytest.fixture(scope="session")
+def smoke_dag(tmp_path_factory: pytest.TempPathFactory, dvc_cold) -> Path:
+    """The whole DAG and the seed study (seeds_study: [1]) run once by Snakemake on the smoke profile."""
     project = make_project(tmp_path_factory.mktemp("smoke"), smoke_params())
-    run(["snakemake", "all", "--cores", "2"], project)
+    run(["snakemake", "all", "reproduce_seeds", "--cores", "2"], project)
     return project

@@ -31,6 +31,7 @@ from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
 from vila.paths import Paths
+from vila.training import Parts
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -130,33 +131,56 @@ class Pretraining(torch.nn.Module):
         self.model, self.heads = model, heads
 
 
-def pretraining_groups(frames: list[np.ndarray], clips: list[Any], tokenizer: Any) -> list[dict[str, Any]]:
-    """One generated image-set batch as tensors, split by frame count (equal-length sets share a forward)."""
+def pretraining_groups(frames: list[np.ndarray], clips: list[Any], tokenizer: Any) -> Parts:
+    """One generated image-set batch as tensors, split by frame count (equal-length sets share a forward): each
+    part weighted 1, its loss already scaled by its share of the batch (as the loss of one batch would be)."""
     from vila.data import synthqa
     from vila.data.prompts import llm_prompt, qformer_prompt
 
     items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
     q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
     p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
-    groups = []
+    parts = Parts()
     for n in sorted({len(f) for f in frames}):
         sel = [i for i, f in enumerate(frames) if len(f) == n]
         labels = [synthqa.frame_labels(clips[i]) for i in sel]
-        groups.append({
+        parts.append((1.0, {
             "frames": torch.from_numpy(np.stack([frames[i] for i in sel])),
             "qformer_ids": q.input_ids[sel], "qformer_mask": q.attention_mask[sel],
             "input_ids": p.input_ids[sel], "attention_mask": p.attention_mask[sel],
             "labels": torch.tensor([items[i]["answer"] for i in sel]),
             "frame_labels": {k: torch.from_numpy(np.concatenate([fl[k] for fl in labels])) for k in labels[0]},
-        })
-    return groups
+            "batch_size": len(items),
+        }))
+    return parts
+
+
+class GeneratedStream:
+    """The pretraining data: batch k is the k-th draw of one generator seeded by (seed, 11). Asked for batch k
+    (a resumed run starts past 0; a DataLoader worker sees every n-th), it replays the draws before k: a few ms
+    each, and the batches are those of an uninterrupted run."""
+
+    def __init__(self, seed: int, batch_size: int, size: int) -> None:
+        self.seed, self.batch_size, self.size = seed, batch_size, size
+        self.rng, self.next = np.random.default_rng([seed, 11]), 0
+
+    def batch(self, k: int) -> tuple[list[np.ndarray], list[Any]]:
+        from vila.data import synthqa
+
+        if k < self.next:
+            self.rng, self.next = np.random.default_rng([self.seed, 11]), 0
+        while True:
+            drawn = synthqa.pretraining_batch(self.batch_size, self.size, self.rng)
+            self.next += 1
+            if self.next > k:
+                return drawn
 
 
 def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path) -> dict[str, Any]:
     """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
     the answer letter plus the Q-Former grounding loss (GroundingHeads), in the one training loop
-    (vila/training.py): one epoch of `backbone.steps` steps, each on a batch generated from the step's own seed
-    (so a resumed run replays the same batches), no validation: the final weights are the result."""
+    (vila/training.py): one epoch of `backbone.steps` steps over a generated stream (GeneratedStream: resumable),
+    no validation: the final weights are the result."""
     from vila.data import synthqa
     from vila.training import TrainSettings, train
 
@@ -168,33 +192,32 @@ def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], 
     settings = TrainSettings(epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                              warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, max_steps=0,
                              checkpoint_every=cfg["checkpoint_every"], seed=params["seed"])
-    history: list[tuple[float, float, float]] = []  # (lm, grounding, accuracy) per step of this process
+    stream = GeneratedStream(params["seed"], cfg["batch_size"], size)
+    sums: dict[int, np.ndarray] = {}  # step -> (lm, grounding, right answers, questions) of this process's steps
 
-    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> list[dict[str, Any]]:
-        frames, clips = synthqa.pretraining_batch(len(idx), size, rng)  # the step's own data, from its seed
+    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> Parts:
+        frames, clips = stream.batch(int(idx[0]) // cfg["batch_size"])  # in order: indices k*B .. (k+1)*B-1
         keep = range(len(idx))[shard]
         return pretraining_groups([frames[i] for i in keep], [clips[i] for i in keep], tokenizer)
 
-    def loss(groups: list[dict[str, Any]], step: int) -> torch.Tensor:
-        total, stats, n_all = 0.0, np.zeros(3), sum(len(g["labels"]) for g in groups)
-        for g in groups:
-            vit = model.encode_frames(g["frames"])
-            queries = model.qformer_queries(vit, g["qformer_ids"], g["qformer_mask"])  # [B, F, Q, D]
-            visual = model.language_projection(queries).flatten(1, 2)
-            vocab_logits = model.answer_logits(visual, g["input_ids"], g["attention_mask"])
-            lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[g["labels"]])
-            ground_loss = heads.loss(queries.flatten(0, 1), g["frame_labels"])
-            share = len(g["labels"]) / n_all
-            total = total + (lm_loss + ground_loss) * share
-            right = float((vocab_logits[:, letters[:4]].argmax(-1) == g["labels"]).float().mean())
-            stats += np.array([float(lm_loss.detach()), float(ground_loss.detach()), right]) * share
-        history.append(tuple(stats))
-        return total
+    def loss(g: dict[str, Any], step: int) -> torch.Tensor:
+        vit = model.encode_frames(g["frames"])
+        queries = model.qformer_queries(vit, g["qformer_ids"], g["qformer_mask"])  # [B, F, Q, D]
+        visual = model.language_projection(queries).flatten(1, 2)
+        vocab_logits = model.answer_logits(visual, g["input_ids"], g["attention_mask"])
+        lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[g["labels"]])
+        ground_loss = heads.loss(queries.flatten(0, 1), g["frame_labels"])
+        n = len(g["labels"])
+        right = int((vocab_logits[:, letters[:4]].argmax(-1) == g["labels"]).sum())
+        sums[step] = sums.get(step, np.zeros(4)) + [float(lm_loss.detach()) * n, float(ground_loss.detach()) * n, right, 0.0]
+        sums[step][3] = g["batch_size"]
+        return (lm_loss + ground_loss) * n / g["batch_size"]
 
     metrics = train(both, [{"params": list(both.parameters())}], settings.batch_size * cfg["steps"], load, loss, None,
                     settings, checkpoint_dir, None, desc="backbone: image-set pretraining",
-                    workers=params["data"]["workers"])
+                    workers=params["data"]["workers"], shuffle=False)
     model.eval()
+    history = [sums[k][:3] / sums[k][3] for k in sorted(sums)]
     tail = np.mean(history[-max(1, cfg["steps"] // 10):], axis=0)
     return {"final_lm_loss": float(tail[0]), "final_grounding_loss": float(tail[1]),
             "final_train_accuracy": float(tail[2]), "steps": metrics["steps"]}

@@ -64,6 +64,11 @@ LoadFn = Callable[[np.ndarray, np.random.Generator, slice], Any]
 LossFn = Callable[[Any, int], torch.Tensor]
 
 
+class Parts(list):
+    """What a load_fn may return instead of one batch: (weight, part) pairs, each part its own forward and
+    backward (loss x weight), gradients summed (the backbone: image sets of one frame count share a forward)."""
+
+
 class EpochSteps(torch.utils.data.Dataset):
     """The optimiser steps of one epoch, from `first` on; item k = the micro-batches of step first + k.
 
@@ -88,7 +93,11 @@ class EpochSteps(torch.utils.data.Dataset):
             if share == 0:
                 continue
             rng = np.random.default_rng([s.seed, self.epoch, local, micro])
-            micro_batches.append((share, self.load_fn(idx, rng, self.shard)))
+            loaded = self.load_fn(idx, rng, self.shard)
+            if isinstance(loaded, Parts):
+                micro_batches.extend((share * weight, part) for weight, part in loaded)
+            else:
+                micro_batches.append((share, loaded))
         return micro_batches
 
 
@@ -132,12 +141,14 @@ def train(
     live_dir: Path | None,
     desc: str,
     workers: int = 0,
+    shuffle: bool = True,
 ) -> dict[str, Any]:
     """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
 
     load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy (None: no validation, no early stopping, the final
     weights are the result: the backbone's pretraining on generated data). `workers` DataLoader processes load steps
-    ahead (the same batches as workers=0, bit for bit). Under torchrun each rank computes its shard of
+    ahead (the same batches as workers=0, bit for bit). `shuffle` False: every epoch reads indices 0..n_train-1 in
+    order (a generated stream, whose load_fn knows step k from its indices k*B..). Under torchrun each rank computes its shard of
     every global batch (the frames sampled for the whole batch are drawn first, so they match a single
     process) and the gradients are summed across ranks; only rank 0 writes checkpoints and logs.
     """
@@ -168,7 +179,7 @@ def train(
     done = state["step"] >= total
     while not done and state["epoch"] < settings.epochs:
         epoch = state["epoch"]
-        order = np.random.default_rng([settings.seed, epoch]).permutation(n_train)
+        order = np.random.default_rng([settings.seed, epoch]).permutation(n_train) if shuffle else np.arange(n_train)
         first = state["step"] - epoch * steps_per_epoch
         steps = EpochSteps(order, first, steps_per_epoch, settings, epoch, slice(rank, None, world), load_fn)
         bar = tqdm(step_loader(steps, workers), total=len(steps), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
