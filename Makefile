@@ -96,9 +96,12 @@ reproduce: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1
 	$(BIN)/dvc commit --force --quiet dvc.yaml
 
-# The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study.
+# The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study,
+# each seed's re_weight input (its 32-frame teacher) first, as above.
+FIRST_SEEDS = $$($(BIN)/python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(*(f'study/seeds/{s}/models/{p[\"dataset\"]}/vila_init' for s in p['seeds_study']))")
+
 reproduce-seeds: data
-	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1 reproduce_seeds
+	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) $(FIRST_SEEDS) reproduce_table1 reproduce_seeds
 	$(BIN)/dvc commit --force --quiet dvc.yaml study/dvc.yaml
 
 # After `make reproduce`: are the eval JSONs byte-identical to those REV's dvc.lock recorded? (make identity REV=c02ba5e)
