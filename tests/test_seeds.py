@@ -47,6 +47,16 @@ def test_summary_gives_every_seed_and_the_sample_sd():
     assert summarise(per_seed, 0)["claims"][0]["verdict"] == "holds"
 
 
+def test_a_stage_shared_by_every_seed_refuses_another_seed():
+    """`vila --seed 1 backbone` would overwrite the backbone every seed shares: refused, before any work."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "vila.cli", "--seed", "1", "backbone"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode != 0 and "does not depend on the training seed" in out.stderr
+
+
 @pytest.mark.slow
 def test_reproduce_seeds_trains_every_model_again_at_the_study_seed_only(smoke_dag: Path, tmp_path):
     """The smoke DAG ran `all reproduce_seeds` (seeds_study [1]). On a project that has Table 1's outputs only,

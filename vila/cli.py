@@ -52,6 +52,10 @@ def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True)
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
+        if args.seed is not None and not stage_by_name(name).seeded:
+            # its outputs are shared by every seed: at another seed it would overwrite Table 1's
+            raise SystemExit(f"vila --seed: `{name}` does not depend on the training seed (its outputs are shared "
+                             "by every seed of the study); run it without --seed")
         params = _params(args)
         threads = stage_by_name(name).threads  # a params.yaml threads.* kind: a stage that computes with torch
         kind = threads if threads in ("backbone", "train", "evaluate") else None
