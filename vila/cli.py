@@ -52,15 +52,15 @@ def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True)
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
-        if args.seed is not None and not stage_by_name(name).seeded:
+        stage = stage_by_name(name)
+        if args.seed is not None and not stage.seeded:
             # its outputs are shared by every seed: at another seed it would overwrite Table 1's
             raise SystemExit(f"vila --seed: `{name}` does not depend on the training seed (its outputs are shared "
                              "by every seed of the study); run it without --seed")
         params = _params(args)
-        threads = stage_by_name(name).threads  # a params.yaml threads.* kind: a stage that computes with torch
-        kind = threads if threads in ("backbone", "train", "evaluate") else None
+        kind = stage.threads if stage.threads in ("backbone", "train", "evaluate") else None  # computes with torch
         _setup(params, kind, pin=kind is not None or name == "speed")
-        run_stage(name, params, **({"params_file": args.params} if stage_by_name(name).notebooks else {}))
+        run_stage(name, params, **({"params_file": args.params} if stage.notebooks else {}))
 
     return run
 
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vila", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="train/evaluate at this seed of the seed study (outputs under .../seeds/SEED/)")
+                        help="train/evaluate at this seed of the seed study (outputs under study/seeds/SEED/)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages

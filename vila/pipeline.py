@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from vila.paths import study_root
+
 OPTIM_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "patience",
               "max_steps", "checkpoint_every")
 STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
@@ -179,7 +181,8 @@ STAGES: tuple[Stage, ...] = (
           notebooks=("notebooks/table1.ipynb", "notebooks/table2.ipynb", "notebooks/speed.ipynb",
                      "notebooks/training.ipynb")),
 )
-STUDY_ROOT = "study/seeds/{seed}/"  # vila/paths.py: study_root
+# A study seed's outputs, as vila/paths.py lays them out (study_root), with {seed} for the wildcard.
+STUDY_ROOT = f"{study_root(0).parent}/{{seed}}/"
 
 
 def _seeded_outputs(stages: tuple[Stage, ...]) -> set[str]:

@@ -67,10 +67,12 @@ def summarise(per_seed: dict[int, dict[str, Any]], first: int) -> dict[str, Any]
     for c in out["comparisons"]:
         key = (c["a"], c["b"], c["metric"])
         c["seeds"] = {str(s): index[s][key]["diff"] for s in seeds if key in index[s]}
-    for i, claim in enumerate(out["claims"]):
-        at = {s: per_seed[s]["comparisons"]["claims"][i] for s in seeds}
-        if any(c["claim"] != claim["claim"] for c in at.values()):
-            raise ValueError(f"the seeds' comparisons.json list other claims: {[c['claim'] for c in at.values()]}")
+    claims_at = {s: {c["claim"]: c for c in per_seed[s]["comparisons"]["claims"]} for s in seeds}
+    for claim in out["claims"]:
+        missing = [s for s in seeds if claim["claim"] not in claims_at[s]]
+        if missing:
+            raise ValueError(f"comparisons.json of seed(s) {missing}: no claim {claim['claim']!r}; rerun their compare")
+        at = {s: claims_at[s][claim["claim"]] for s in seeds}
         mean, sd = mean_sd([c["diff"] for c in at.values()])
         claim.update(seeds={str(s): c["diff"] for s, c in at.items()},
                      seed_ci95={str(s): c["ci95"] for s, c in at.items()},
