@@ -153,6 +153,55 @@ def test_text_gate_depends_on_the_question_and_visual_gate_does_not(backbone):
         assert (not torch.allclose(s1, s2)) == should_change
 
 
+def test_text_gate_is_the_per_patch_attention_computed_without_projecting_every_patch():
+    # The gate's question-over-patches attention, written out with a key and a value projection of every patch,
+    # equals the Prompter's (which projects the question and the pooled patch instead): float64, to rounding.
+    import math
+
+    torch.manual_seed(0)
+    p = FramePrompter(64, 48, 32, 4, "segment", "text").double()
+    tokens, text = torch.randn(3, 8, 17, 64, dtype=torch.double), torch.randn(3, 48, dtype=torch.double)
+    q = p.text_proj(text)[:, None, None, :]
+    keys = p.key_proj(tokens)
+    attn = torch.softmax((keys * q).sum(-1) / math.sqrt(32), dim=-1)
+    pooled = torch.einsum("btn,btnh->bth", attn, p.value_proj(tokens))
+    expected = p.gate(torch.cat([p.frame_proj(tokens.mean(2)), pooled * q[:, :, 0]], -1)).squeeze(-1)
+    assert torch.allclose(p.scores(tokens, text), expected, rtol=0, atol=1e-12)
+
+
+def test_qformer_computes_the_shared_instruction_once_with_the_per_frame_outputs(backbone, monkeypatch):
+    # vila/models/qformer.py: the instruction's rows once per question, the last layer's text rows skipped. The
+    # query outputs are those of transformers' per-frame forward bit for bit (evaluation), the gradients the same
+    # sums in another order; with dropout in training the per-frame forward runs (each frame draws its own mask).
+    import vila.models.modeling as modeling
+    from vila.models.qformer import shares_instruction
+
+    model = student(backbone[0], selector=None).train()
+    b = batch(backbone[1], questions=["where did the red object appear ?", "what colour is the object ?", "where ?"])
+    assert b["qformer_mask"].sum(1).unique().numel() > 1  # padded questions of different lengths
+
+    def queries_and_grads(per_frame: bool):
+        if per_frame:
+            monkeypatch.setattr(modeling, "shares_instruction", lambda q: False)
+        model.zero_grad()
+        out = model.qformer_queries(b["vit_tokens"][:, :6], b["qformer_ids"], b["qformer_mask"])
+        (out ** 2).sum().backward()
+        monkeypatch.undo()
+        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    (fast, fast_grads), (ref, ref_grads) = queries_and_grads(False), queries_and_grads(True)
+    assert fast.shape == (3, 6, 4, 64) and torch.equal(fast, ref)
+    assert fast_grads and set(fast_grads) <= set(ref_grads)
+    for name, grad in fast_grads.items():
+        assert torch.allclose(grad, ref_grads[name], rtol=1e-4, atol=1e-6), name
+    # what the shared path leaves out is only the last layer's text feed-forward, whose output nobody reads
+    assert all(".layer.1.intermediate." in n or ".layer.1.output." in n for n in set(ref_grads) - set(fast_grads))
+    assert all(ref_grads[n].abs().max() == 0 for n in set(ref_grads) - set(fast_grads))
+    assert shares_instruction(model.qformer.eval()) and shares_instruction(model.qformer.train())
+    model.qformer.config.hidden_dropout_prob = 0.1
+    assert not shares_instruction(model.qformer.train()) and shares_instruction(model.qformer.eval())
+
+
 def test_reweight_copies_every_tensor_and_lists_what_starts_fresh(backbone):
     base, _ = backbone
     small = derive(base, frames=4, sampled_frames=32)

@@ -45,6 +45,8 @@ from transformers import (
 )
 from transformers.models.instructblip.modeling_instructblip import InstructBlipVisionEmbeddings
 
+from vila.models.qformer import frame_queries, shares_instruction
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -142,11 +144,16 @@ class FramePrompter(nn.Module):
         if self.gate_kind == "text":
             if text is None:
                 raise ValueError("the text-guided gate needs the question embedding")
-            q = self.text_proj(text)[:, None, None, :]  # [B, 1, 1, H]
-            keys = self.key_proj(tokens)  # [B, T, N, H]
-            attn = torch.softmax((keys * q).sum(-1) / math.sqrt(keys.shape[-1]), dim=-1)  # [B, T, N]
-            pooled = torch.einsum("btn,btnh->bth", attn, self.value_proj(tokens))
-            feature = torch.cat([feature, pooled * q[:, :, 0]], dim=-1)
+            q = self.text_proj(text)  # [B, H]
+            # The question attends over each frame's patches: key_proj(patch) . q, softmax over the patches, the
+            # weighted sum of value_proj(patch). Both are linear, so neither projects every patch: a key . q is
+            # patch . (W_k^T q) + b_k . q, and (weights summing to 1) the pooled value is value_proj of the pooled
+            # patch. The same function at a fraction of the cost (the per-patch projections were most of a step).
+            key_q = q @ self.key_proj.weight  # [B, D]
+            logits = torch.einsum("btnd,bd->btn", tokens, key_q) + (self.key_proj.bias * q).sum(-1)[:, None, None]
+            attn = torch.softmax(logits / math.sqrt(q.shape[-1]), dim=-1)  # [B, T, N]
+            pooled = self.value_proj(torch.einsum("btn,btnd->btd", attn, tokens))  # [B, T, H]
+            feature = torch.cat([feature, pooled * q[:, None, :]], dim=-1)
         return self.gate(feature).squeeze(-1)
 
     def select_frames(
@@ -385,6 +392,9 @@ class ViLAModel(PreTrainedModel):
         qformer = self.qformer if self.config.released_teacher_qformer else branch.qformer
         b, f, n, d = vit_tokens.shape
         image = vit_tokens.reshape(b * f, n, d)
+        if shares_instruction(qformer):  # the same outputs, the instruction's rows computed once per question
+            out = frame_queries(qformer, branch.query_tokens, qformer_ids, qformer_mask, image)
+            return out.view(b, f, branch.query_tokens.shape[1], -1)
         ids = qformer_ids.repeat_interleave(f, dim=0)
         queries = branch.query_tokens.expand(b * f, -1, -1)
         mask = None  # None = attend to everything (lets FLOP counting run on the meta device)
