@@ -19,19 +19,24 @@ install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
 TORCH := torch==2.13.0
+UV := uv==0.13.9
 LOCK := requirements.lock
 # vega for `dvc plots show/diff` offline: the versions DVC's own page asks a CDN for, from the npm registry.
 VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
 PLOTS_TEMPLATE := .dvc/plots-offline.html
 
 # Exactly the versions the figures come from: everything from the lock and the project itself with --no-deps
-# (the lock is complete: nothing to resolve, about a minute faster), so pip installs nothing the lock does not
-# pin; pip check proves the lock is consistent.
+# (the lock is complete: nothing to resolve), so nothing is installed that the lock does not pin; pip check proves
+# the lock is consistent. torch by pip (uv does not look for the local CPU wheel), the lock's other ~180 packages by
+# uv (parallel downloads and byte-compiling: 44 s against pip's 113 here), by pip where uv cannot reach an index
+# (uv reads no pip.conf).
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet $(UV)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --compile-bytecode -r $(LOCK) \
+	  || $(BIN)/pip install --quiet --no-deps -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	@touch $(STAMP)
