@@ -37,11 +37,13 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True) -> None:
     """CPU kernel pins (`cpu_isa`, before torch is imported) for the stages that compute with torch, seed,
-    deterministic kernels, and torch's CPU threads from `threads.<kind>`: the figures depend on all of them."""
-    if pin:
-        from vila.cpu import pin_cpu
+    deterministic kernels, and torch's CPU threads from `threads.<kind>`: the figures depend on all of them.
+    pin False: a stage that does not compute with torch, which is then not even imported (3 s a process here)."""
+    if not pin:
+        return
+    from vila.cpu import pin_cpu
 
-        pin_cpu(params["cpu_isa"])
+    pin_cpu(params["cpu_isa"])
     import torch
 
     torch.manual_seed(params["seed"])
