@@ -1,0 +1,66 @@
+"""The training-free frame selectors (vila/selection.py) on constructed cases whose answers are known."""
+
+import numpy as np
+import pytest
+
+from vila import selection
+
+
+def test_oracle_returns_the_key_frames_padded_from_the_uniform_grid():
+    assert selection.oracle([5, 20], 32, 2).tolist() == [5, 20]
+    # grid 4, 12, 20, 28 over intervals of 8 frames: 9 takes the second interval's place
+    assert selection.oracle([9], 32, 4).tolist() == [4, 9, 20, 28]
+    # two key frames in the first interval: the other two frames from the three empty intervals, spread (1st, 3rd)
+    assert selection.oracle([1, 2], 32, 4).tolist() == [1, 2, 12, 28]
+    # more key frames than the budget: evenly spread over them
+    assert selection.oracle([0, 1, 2, 3, 4, 5, 6, 7], 32, 2).tolist() == [2, 6]
+
+
+def test_inverse_transform_of_flat_scores_is_the_uniform_grid_and_follows_the_mass():
+    assert selection.inverse_transform(np.ones(32), 4).tolist() == selection.uniform(32, 4).tolist() == [4, 12, 20, 28]
+    # all mass on frames 10..13 (equal): quantiles 1/8, 3/8, 5/8, 7/8 of four equal steps -> 10, 11, 12, 13
+    scores = np.zeros(32)
+    scores[10:14] = 1.0
+    assert selection.inverse_transform(scores, 4).tolist() == [10, 11, 12, 13]
+    # half the mass on frame 3, half spread over 16..31: two quantiles land on 3 (the second moves to the
+    # nearest unused frame, the earlier on a tie: 2), two at the 1/4 and 3/4 points of 16..31's mass (20, 28)
+    scores = np.zeros(32)
+    scores[3], scores[16:] = 16.0, 1.0
+    assert selection.inverse_transform(scores, 4).tolist() == [2, 3, 20, 28]
+    # a larger exponent sharpens: only the peak counts
+    scores = np.linspace(0, 1, 32)
+    assert selection.inverse_transform(scores, 2, exponent=8.0).tolist()[-1] == 31
+
+
+def test_adaptive_split_keeps_standing_out_frames_and_splits_a_flat_clip():
+    flat = np.full(32, 0.5)
+    # nothing stands out: split down to depth 2 (four quarters of 8 frames), the first frame of each (ties: earliest)
+    assert selection.adaptive_split(flat, 4, depth=2, threshold=0.1).tolist() == [0, 8, 16, 24]
+    # four frames in one place stand out: taken as they are (relevance over coverage)
+    peaked = flat.copy()
+    peaked[[3, 4, 5, 6]] = 1.0
+    assert selection.adaptive_split(peaked, 4, depth=2, threshold=0.1).tolist() == [3, 4, 5, 6]
+    # with a threshold they do not reach, coverage wins: each half gets two frames, its own best first
+    assert selection.adaptive_split(peaked, 4, depth=1, threshold=0.9).tolist() == [3, 4, 16, 17]
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_every_selector_returns_k_distinct_frames_in_time_order(k):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.random(32) ** rng.integers(1, 6)
+        keys = rng.choice(32, size=rng.integers(0, 7), replace=False)
+        for picked in (selection.uniform(32, k), selection.random_frames(32, k, rng), selection.oracle(keys, 32, k),
+                       selection.topk(scores, k), selection.inverse_transform(scores, k, exponent=3.0),
+                       selection.adaptive_split(scores, k, depth=3, threshold=0.05)):
+            assert len(picked) == k and len(set(picked.tolist())) == k
+            assert (np.diff(picked) > 0).all() and picked.min() >= 0 and picked.max() < 32
+
+
+def test_bad_scores_and_budgets_are_errors():
+    with pytest.raises(ValueError, match="one finite score per frame"):
+        selection.topk(np.array([1.0, np.nan, 0.0]), 1)
+    with pytest.raises(ValueError, match="cannot pick 5 distinct frames of 4"):
+        selection.uniform(4, 5)
+    with pytest.raises(ValueError, match="outside 0..31"):
+        selection.oracle([40], 32, 4)
