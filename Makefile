@@ -34,8 +34,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet $(UV)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --compile-bytecode -r $(LOCK) \
+	{ $(BIN)/pip install --quiet $(UV) \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --compile-bytecode -r $(LOCK); } \
 	  || $(BIN)/pip install --quiet --no-deps -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check

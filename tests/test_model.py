@@ -202,6 +202,34 @@ def test_qformer_computes_the_shared_instruction_once_with_the_per_frame_outputs
     assert not shares_instruction(model.qformer.train()) and shares_instruction(model.qformer.eval())
 
 
+@pytest.mark.parametrize("layers,every", [(4, 1), (4, 3), (12, 2), (1, 1)])
+def test_shared_instruction_qformer_matches_the_per_frame_forward_at_any_depth(layers, every):
+    # Middle layers, later cross-attentions and per-frame text rows (which the 2-layer tiny model never has):
+    # query outputs equal transformers' per-frame forward, with padded and unpadded instructions.
+    from transformers import InstructBlipQFormerConfig, InstructBlipQFormerModel
+
+    from vila.models.qformer import frame_queries
+
+    torch.manual_seed(0)
+    cfg = InstructBlipQFormerConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                                    intermediate_size=64, encoder_hidden_size=24, cross_attention_frequency=every,
+                                    vocab_size=50, max_position_embeddings=16, hidden_dropout_prob=0.0,
+                                    attention_probs_dropout_prob=0.0)
+    qformer = InstructBlipQFormerModel(cfg).eval()
+    queries = torch.randn(1, 3, 32)
+    b, f, t = 2, 5, 6
+    ids = torch.randint(1, 50, (b, t))
+    image = torch.randn(b * f, 7, 24)
+    for mask in (torch.tensor([[1] * t, [1] * 3 + [0] * 3]), None):
+        full_mask = None if mask is None else torch.cat([torch.ones(b * f, 3, dtype=mask.dtype),
+                                                         mask.repeat_interleave(f, 0)], 1)
+        with torch.no_grad():
+            ref = qformer(input_ids=ids.repeat_interleave(f, 0), attention_mask=full_mask,
+                          query_embeds=queries.expand(b * f, -1, -1), encoder_hidden_states=image).last_hidden_state[:, :3]
+            got = frame_queries(qformer, queries, ids, mask, image)
+        assert got.shape == ref.shape and torch.allclose(got, ref, rtol=0, atol=1e-5)
+
+
 def test_reweight_copies_every_tensor_and_lists_what_starts_fresh(backbone):
     base, _ = backbone
     small = derive(base, frames=4, sampled_frames=32)

@@ -18,6 +18,11 @@ def test_oracle_returns_the_key_frames_padded_from_the_uniform_grid():
 
 def test_inverse_transform_of_flat_scores_is_the_uniform_grid_and_follows_the_mass():
     assert selection.inverse_transform(np.ones(32), 4).tolist() == selection.uniform(32, 4).tolist() == [4, 12, 20, 28]
+    for total in range(1, 65):
+        for k in range(1, total + 1):
+            assert selection.inverse_transform(np.full(total, 0.3), k).tolist() == selection.uniform(total, k).tolist()
+    # integer masses meet their quantiles exactly: two steps of 5 frames each over 10 frames -> one per interval
+    assert selection.inverse_transform(np.r_[np.zeros(1), np.ones(10)], 5).tolist() == [2, 4, 6, 8, 10]
     # all mass on frames 10..13 (equal): quantiles 1/8, 3/8, 5/8, 7/8 of four equal steps -> 10, 11, 12, 13
     scores = np.zeros(32)
     scores[10:14] = 1.0

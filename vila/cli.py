@@ -38,7 +38,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True) -> None:
     """CPU kernel pins (`cpu_isa`, before torch is imported) for the stages that compute with torch, seed,
     deterministic kernels, and torch's CPU threads from `threads.<kind>`: the figures depend on all of them.
-    pin False: a stage that does not compute with torch, which is then not even imported (3 s a process here)."""
+    pin False: a stage that does not compute with torch: nothing to pin or seed, and torch is not imported for it
+    (3 s a process here; preprocess's DataLoader still loads it, to decode, not to compute)."""
     if not pin:
         return
     from vila.cpu import pin_cpu

@@ -9,7 +9,8 @@ relevant) and differ in how they trade relevance against coverage:
   proportion to its mass;
 - `adaptive_split` (AKS, CVPR 2025): judge and split. A segment keeps its top-m frames when its best m
   stand out (mean of the top m minus the segment's mean >= threshold); otherwise it is halved and each half
-  gets half the budget, down to `depth` splits, where the top frames of each part are taken.
+  gets half the budget (an odd budget's extra frame to the half with the higher best score, the earlier half
+  on a tie), down to `depth` splits, where the top frames of each part are taken.
 Ties go to the earlier frame, so every rule is deterministic given its scores.
 """
 
@@ -56,11 +57,13 @@ def inverse_transform(scores: np.ndarray, k: int, exponent: float = 1.0) -> np.n
     nearest unused frame, so k distinct frames come back."""
     scores = _scores(scores, k)
     mass = (scores - scores.min()) ** exponent
-    if mass.sum() <= 0:
-        mass = np.ones_like(mass)
-    cdf = np.cumsum(mass / mass.sum())
-    # frame t holds the mass (cdf[t-1], cdf[t]]: the first frame whose cumulative mass exceeds the quantile
-    picks = np.searchsorted(cdf, (np.arange(k) + 0.5) / k, side="right").clip(0, len(scores) - 1)
+    if not mass.any():  # flat scores: exactly the uniform grid (cumulative sums would round at its boundaries)
+        return uniform(len(scores), k)
+    cumulative = np.cumsum(mass)
+    # frame t holds the mass [cumulative[t-1], cumulative[t]): the first frame whose cumulative mass exceeds
+    # the quantile (unnormalised, so that integer masses meet their quantiles exactly)
+    quantiles = (2 * np.arange(k) + 1) * cumulative[-1] / (2 * k)
+    picks = np.searchsorted(cumulative, quantiles, side="right").clip(0, len(scores) - 1)
     chosen: set[int] = set()
     for p in picks:
         chosen.add(int(p) if int(p) not in chosen else _nearest_unused(int(p), chosen, len(scores)))
