@@ -150,8 +150,11 @@ def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
     the same global batch, up to float summation order. Tolerance 1e-4 (a wrong shard or a lost gradient
     moves weights by ~lr = 1e-3 per step): Adam divides each gradient by its own running scale, so where a
     gradient is near zero its rounding noise becomes an update of up to ~lr. Attention key biases have a zero
-    gradient in exact arithmetic (softmax is shift-invariant): 2.2e-5 after 6 steps; since the benchmark's clips
-    changed (session 4) Q-Former weights also move up to 2.6e-5 (layer 0 query, output_query); the rest ~1e-7."""
+    gradient in exact arithmetic (softmax is shift-invariant): 2.2e-5 after 6 steps (1.2e-4 with the shared-
+    instruction Q-Former: held to lr per step, below); since the benchmark's clips
+    changed (session 4) Q-Former weights also move up to 2.6e-5 (layer 0 query, output_query), with the shared-
+    instruction Q-Former up to 5.4e-5; the rest ~1e-7. A parameter no rank has a gradient for stays untouched in
+    both (the last layer's text feed-forward: decayed under a zero gradient it moved 1.5e-4)."""
     from safetensors.torch import load_file
 
     results = {}
@@ -170,7 +173,12 @@ def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
     (single, m1), (ddp, m2) = results["single"], results["ddp"]
     assert m1["world_size"] == 1 and m2["world_size"] == 2 and m1["steps"] == m2["steps"]
     diffs = {k: float((single[k] - ddp[k]).abs().max()) for k in single}
-    assert max(diffs.values()) < 1e-4, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
+    # Attention key biases have no gradient in exact arithmetic: what moves them is rounding noise that Adam scales
+    # up to ~lr a step (1.2e-4 with the shared-instruction Q-Former), so they are held to that, the rest to 1e-4.
+    key_bias = {k: d for k, d in diffs.items() if k.endswith("attention.key.bias")}
+    rest = {k: d for k, d in diffs.items() if k not in key_bias}
+    assert key_bias and max(key_bias.values()) < 1e-3 * m1["steps"], key_bias
+    assert max(rest.values()) < 1e-4, sorted(rest.items(), key=lambda kv: -kv[1])[:5]
     assert m1["best_val_accuracy"] == m2["best_val_accuracy"]
 
 

@@ -114,10 +114,16 @@ def _as_is(step: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Sum gradients over ranks (each rank's loss is already scaled by its share of the batch)."""
+    """Sum gradients over ranks (each rank's loss is already scaled by its share of the batch). A parameter no
+    rank computed a gradient for (e.g. the Q-Former's last-layer text feed-forward, whose output nobody reads)
+    gets none, as in one process, where AdamW then leaves it alone (a zero gradient would still decay it)."""
     if rank_and_world()[1] == 1:
         return
-    for p in params:
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int64)
+    torch.distributed.all_reduce(used, op=torch.distributed.ReduceOp.SUM)
+    for p, n in zip(params, used.tolist(), strict=True):
+        if n == 0:
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
