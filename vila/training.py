@@ -119,7 +119,8 @@ def _all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     gets none, as in one process, where AdamW then leaves it alone (a zero gradient would still decay it)."""
     if rank_and_world()[1] == 1:
         return
-    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int64)
+    # on the parameters' device: NCCL (GPU) reduces CUDA tensors only, gloo (CPU) CPU ones
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.int64, device=params[0].device)
     torch.distributed.all_reduce(used, op=torch.distributed.ReduceOp.SUM)
     for p, n in zip(params, used.tolist(), strict=True):
         if n == 0:
