@@ -95,10 +95,15 @@ def _check(total: int, k: int) -> None:
         raise ValueError(f"cannot pick {k} distinct frames of {total}")
 
 
-def _scores(scores: np.ndarray, k: int) -> np.ndarray:
+def _finite(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or not np.isfinite(scores).all():
         raise ValueError(f"scores: expected one finite score per frame, got shape {scores.shape}")
+    return scores
+
+
+def _scores(scores: np.ndarray, k: int) -> np.ndarray:
+    scores = _finite(scores)
     _check(len(scores), k)
     return scores
 
@@ -109,3 +114,31 @@ def _nearest_unused(position: int, used: set[int], total: int) -> int:
             if 0 <= candidate < total and candidate not in used:
                 return candidate
     raise ValueError("no unused frame left")
+
+
+def key_frame_auc(scores: np.ndarray, key_frames: list[int] | np.ndarray) -> float:
+    """How well one question's frame scores rank its key frames above the others: the probability that a key
+    frame scores higher than a non-key frame, ties counting half (the ROC AUC, Mann-Whitney's U / (n_key *
+    n_other)). 0.5 = no better than chance; nan when every frame, or none, is a key frame."""
+    scores = _finite(scores)
+    key = np.zeros(len(scores), dtype=bool)
+    idx = np.asarray(key_frames, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(scores)):
+        raise ValueError(f"key frames {idx.tolist()} outside the {len(scores)} scored frames")
+    key[idx] = True
+    n_key, n_other = int(key.sum()), int((~key).sum())
+    if n_key == 0 or n_other == 0:
+        return float("nan")
+    # Average ranks (ties share the mean rank) -> U statistic of the key frames.
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    start = 0
+    while start < len(scores):
+        end = start
+        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    u = ranks[key].sum() - n_key * (n_key + 1) / 2
+    return float(u / (n_key * n_other))
