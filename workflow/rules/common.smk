@@ -70,6 +70,12 @@ def stage_log(stage):
     return f"logs/{DATASET}/{stage.name}{job}.log"
 
 
+def stage_benchmark(stage):
+    """Snakemake's own measurement of the job (wall seconds, CPU seconds, peak memory), beside its log: the
+    per-stage times the README states come from these files."""
+    return stage_log(stage).removesuffix(".log") + ".benchmark.tsv"
+
+
 def stage_threads(stage):
     """A count; a kind of params.yaml's threads.* (vila/cli.py sets torch to the same count); or every core."""
     if stage.threads == "all":

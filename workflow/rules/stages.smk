@@ -15,6 +15,8 @@ for _stage in ALL_STAGES:
             stage_outputs(_stage),
         log:
             stage_log(_stage),
+        benchmark:
+            stage_benchmark(_stage)
         threads: stage_threads(_stage)
         params:
             values=lambda wildcards, name=_stage.name: stage_params(name, **dict(wildcards.items())),
