@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install lock plots-template reproduce reproduce-seeds identity reproduce-all test test-remote test-slurm lint data clean
+.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity reproduce-all test test-remote test-slurm lint data clean
 install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
@@ -108,6 +108,12 @@ FIRST_SEEDS = $$($(BIN)/python -c "import yaml; p = yaml.safe_load(open('params.
 reproduce-seeds: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) $(FIRST_SEEDS) reproduce_table1 reproduce_seeds
 	$(BIN)/dvc commit --force --quiet dvc.yaml study/dvc.yaml
+
+# The selection study (selection/dvc.yaml's stages; Snakemake's reproduce_selection): every selector of
+# selection.selectors read by one answerer; it reuses Table 1's models and adds the frame scores and the select jobs.
+reproduce-selection: data
+	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1 reproduce_selection
+	$(BIN)/dvc commit --force --quiet dvc.yaml selection/dvc.yaml
 
 # After `make reproduce`: are the eval JSONs byte-identical to those REV's dvc.lock recorded? (make identity REV=c02ba5e)
 identity:

@@ -40,6 +40,10 @@ def smoke_params() -> dict[str, Any]:
         del p["variants"][name]  # the visual gate: tests/test_model.py
     p["report"]["selection_examples"] = 2
     p["seeds_study"] = [1]
+    # the selection study at k = 4 (the smoke teachers are 4 and 32 frames), small hyper-parameter grids
+    p["selection"].update(frames=[4], scorers=["backbone", "sevila_4f", "vila_4f", "vila_4f_fast"],
+                          selectors=[s for s in p["selection"]["selectors"] if s != "vila_prompter_visual"],
+                          bolt_exponents=[1, 4], aks_depths=[1, 2], aks_thresholds=[0.0, 0.1])
     return p
 
 
@@ -59,7 +63,7 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> su
 
 def make_project(path: Path, params: dict[str, Any], dvc: bool = False, study: bool = False) -> Path:
     """A project directory with the repo's workflow, notebooks and dvc.yaml, and the given params; `study`: the seed
-    study's study/dvc.yaml too (DVC reads every dvc.yaml of a project: `dvc status` then lists the study's stages)."""
+    study's study/dvc.yaml and the selection study's selection/dvc.yaml too (DVC reads every dvc.yaml of a project: `dvc status` then lists the study's stages)."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "workflow", path / "workflow")
     shutil.copytree(ROOT / "notebooks", path / "notebooks")
@@ -67,8 +71,9 @@ def make_project(path: Path, params: dict[str, Any], dvc: bool = False, study: b
     for name in ("paper-figures.yaml", "dvc.yaml"):
         shutil.copy(ROOT / name, path / name)
     if study:
-        (path / "study").mkdir(exist_ok=True)
-        shutil.copy(ROOT / "study" / "dvc.yaml", path / "study" / "dvc.yaml")
+        for pipeline in ("study", "selection"):
+            (path / pipeline).mkdir(exist_ok=True)
+            shutil.copy(ROOT / pipeline / "dvc.yaml", path / pipeline / "dvc.yaml")
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (path / "data").mkdir(exist_ok=True)
     if dvc:
@@ -120,7 +125,8 @@ def wait_for(started: tuple[Path, subprocess.Popen[str]], timeout: int = 900) ->
 
 @pytest.fixture(scope="session")
 def smoke_dag(tmp_path_factory: pytest.TempPathFactory, dvc_cold) -> Path:
-    """The whole DAG and the seed study (seeds_study: [1]) run once by Snakemake on the smoke profile."""
+    """The whole DAG, the seed study (seeds_study: [1]) and the selection study run once by Snakemake on the smoke
+    profile."""
     project = make_project(tmp_path_factory.mktemp("smoke"), smoke_params())
-    run(["snakemake", "all", "reproduce_seeds", "--cores", "2"], project)
+    run(["snakemake", "all", "reproduce_seeds", "reproduce_selection", "--cores", "2"], project)
     return project

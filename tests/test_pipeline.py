@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, make_project, repo_params, run
-from vila.pipeline import ALL_STAGES, dvc_yaml_text, expand, study_dvc_yaml_text
+from vila.pipeline import ALL_STAGES, dvc_yaml_text, expand, selection_dvc_yaml_text, study_dvc_yaml_text
 
 
-def snakemake_jobs(project: Path, targets: tuple[str, ...] = ("all", "reproduce_seeds")) -> dict[str, dict[str, list[str]]]:
+def snakemake_jobs(project: Path, targets: tuple[str, ...] = ("all", "reproduce_seeds", "reproduce_selection"),
+                   ) -> dict[str, dict[str, list[str]]]:
     """cmd -> inputs/outputs, from Snakemake's own dry run of the whole DAG and the seed study."""
     out = run(["snakemake", "--cores", "1", "-n", "-F", "-p", *targets], project).stdout
     jobs = {}
@@ -93,6 +94,7 @@ def project(tmp_path_factory):
 def test_committed_dvc_yaml_is_generated_from_the_stage_list():
     assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(), "run `vila pipeline` and commit dvc.yaml"
     assert (ROOT / "study/dvc.yaml").read_text() == study_dvc_yaml_text(), "run `vila pipeline`, commit study/dvc.yaml"
+    assert (ROOT / "selection/dvc.yaml").read_text() == selection_dvc_yaml_text(), "run `vila pipeline`, commit it"
 
 
 def test_snakemake_and_dvc_declare_the_same_dag(project):
@@ -100,7 +102,8 @@ def test_snakemake_and_dvc_declare_the_same_dag(project):
     assert agreement_problems(project) == []
     dvc = dvc_jobs(project)
     jobs = expand(repo_params(), ALL_STAGES)
-    assert {"vila --seed 2 train student --variant vila_4f", "vila --seed 1 compare", "vila seeds"} <= set(dvc)
+    assert {"vila --seed 2 train student --variant vila_4f", "vila --seed 1 compare", "vila seeds",
+            "vila scores --source backbone", "vila select --selector aks --frames 2", "vila selection"} <= set(dvc)
     for job in jobs:  # and DVC's params are the stage list's, key for key
         assert dvc[job["cmd"]]["params"] == job["params"], job["cmd"]
     assert len(dvc) == len(jobs)

@@ -98,3 +98,22 @@ def test_key_frame_auc_is_undefined_without_both_classes_and_refuses_bad_input()
         selection.key_frame_auc(np.arange(4.0), [4])
     with pytest.raises(ValueError, match="finite"):
         selection.key_frame_auc(np.array([0.0, np.nan]), [0])
+
+
+def test_segment_argmax_takes_the_best_frame_of_each_equal_segment():
+    scores = np.zeros(32)
+    scores[[3, 9, 30]] = [1.0, 2.0, 0.5]  # segments of 8: 0-7, 8-15, 16-23, 24-31; 16-23 all tied: its first frame
+    assert selection.segment_argmax(scores, 4).tolist() == [3, 9, 16, 30]
+    assert selection.segment_argmax(scores, 2).tolist() == [9, 30]
+    with pytest.raises(ValueError, match="do not split into 3 equal segments"):
+        selection.segment_argmax(scores, 3)
+
+
+def test_each_selector_reads_the_scores_it_is_defined_on():
+    params = {"variants": {"vila_4f": {}, "vila_2f": {"select": 2}, "vila_4f_fast": {}}}
+    assert [selection.score_source(s, 4, params) for s in selection.SELECTORS] == [
+        None, None, None, "backbone", "backbone", "backbone", "sevila_4f", "vila_4f", "vila_4f_visual_gate",
+        "vila_4f_fast"]
+    assert selection.score_source("vila_prompter", 2, params) == "vila_2f"  # the 2-frame student at k = 2
+    del params["variants"]["vila_2f"]
+    assert selection.score_source("vila_prompter", 2, params) == "vila_4f"  # else the 4-frame one's scores

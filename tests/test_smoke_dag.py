@@ -66,7 +66,7 @@ def test_every_output_contract(smoke_dag: Path):
 
 
 def test_reports_are_offline_and_complete(smoke_dag: Path):
-    for name in ("table1", "table2", "speed", "training"):
+    for name in ("table1", "table2", "speed", "training", "selection"):
         page = (smoke_dag / f"reports/{name}.html").read_text()
         text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", page)  # base64 can spell "NaN"
         assert "NaN" not in text and "nan%" not in text
@@ -78,6 +78,40 @@ def test_reports_are_offline_and_complete(smoke_dag: Path):
     vila = json.loads((smoke_dag / "results/synthqa/eval/vila_4f.json").read_text())
     assert f"{100 * vila['accuracy']['mean']:.1f}" in table1
     assert "data:image/png;base64," in table1
+
+
+def test_selection_study_one_answerer_reads_each_selectors_frames(smoke_dag: Path):
+    params = smoke_params()
+    eval_schema = json.loads((SCHEMAS / "eval.schema.json").read_text())
+    dataset = {it["qid"]: it for it in json.loads((smoke_dag / "work/synthqa/dataset/annotations/test.json").read_text())}
+    for selector in params["selection"]["selectors"]:
+        result = json.loads((smoke_dag / f"results/synthqa/selection/{selector}_4f.json").read_text())
+        jsonschema.validate(result, eval_schema)
+        assert (result["variant"], result["frames"], result["answerer"]) == (f"select_{selector}_4f", 4, "uniform_4f")
+        assert len(result["predictions"]) == result["n"] == 8
+        chosen = result["selection"]["chosen"]
+        assert {len(c) for c in chosen.values()} == {4} and all(c == sorted(set(c)) for c in chosen.values())
+        if selector == "uniform":
+            assert set(map(tuple, chosen.values())) == {(4, 12, 20, 28)}
+        if selector == "oracle":  # the key frames are read (all of them where they fit in 4)
+            assert all(set(dataset[q]["keyframes"]) <= set(c) for q, c in chosen.items() if len(dataset[q]["keyframes"]) <= 4)
+        if selector in ("bolt_its", "aks"):
+            assert result["tuning"]["candidates"] and result["hyperparameters"]
+    # the uniform selector hands the answerer its own frames: its figures are the uniform-4 model's evaluation
+    uniform = json.loads((smoke_dag / "results/synthqa/selection/uniform_4f.json").read_text())
+    own = json.loads((smoke_dag / "results/synthqa/eval/uniform_4f.json").read_text())
+    assert uniform["predictions"] == own["predictions"] and uniform["accuracy"] == own["accuracy"]
+    for source in params["selection"]["scorers"]:
+        meta = json.loads((smoke_dag / f"results/synthqa/scores/{source}.json").read_text())
+        assert 0 <= meta["key_frame_auc"]["val"] <= 1
+        if source != "backbone":  # the cached scores, read by the model's rule, give the frames the model chose
+            assert meta["reproduces_model_choice"] == {"val": 1.0, "test": 1.0}, source
+    # a trained selector's frames in the study are those its own model read in Table 1
+    sevila = json.loads((smoke_dag / "results/synthqa/eval/sevila_4f.json").read_text())["selection"]["chosen"]
+    study = json.loads((smoke_dag / "results/synthqa/selection/sevila_localizer_4f.json").read_text())
+    assert all(study["selection"]["chosen"][q] == c for q, c in sevila.items() if q in study["selection"]["chosen"])
+    page = (smoke_dag / "reports/selection.html").read_text()
+    assert "One answerer, every selector" in page and "data:image/png;base64," in page
 
 
 def test_noop_rerun_does_nothing(smoke_dag: Path):

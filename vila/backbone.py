@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
@@ -35,6 +36,7 @@ from vila.training import Parts
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+GROUNDING_HEADS_FILE = "grounding_heads.safetensors"  # the embedded backbone's pretraining heads (its ITM score)
 HOW_TO_GET_WEIGHTS = (
     "download 'Salesforce/instructblip-flan-t5-xl' on a machine with network access "
     "(e.g. `huggingface-cli download Salesforce/instructblip-flan-t5-xl --local-dir DIR`), copy DIR here and set "
@@ -92,7 +94,8 @@ def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]
 
 
 class GroundingHeads(torch.nn.Module):
-    """Pretraining-only heads on the Q-Former's query outputs (discarded afterwards).
+    """Pretraining heads on the Q-Former's query outputs, saved beside the backbone (GROUNDING_HEADS_FILE) but
+    never part of a model that answers: the answering models start from the backbone alone.
 
     BLIP-2 first trains the Q-Former's representation with losses that do not pass through the LLM.
     Here the first query must ground the object the instruction names (its quadrant, shape, and the
@@ -108,6 +111,20 @@ class GroundingHeads(torch.nn.Module):
         self.partner = torch.nn.Linear(width, colours + 1)
         self.quad_colour = torch.nn.Linear(width * queries, 4 * (colours + 1))
         self.quad_shape = torch.nn.Linear(width * queries, 4 * (shapes + 1))
+
+    @classmethod
+    def for_model(cls, model: ViLAModel) -> GroundingHeads:
+        from vila.data import synthqa
+
+        bb = model.config.backbone_config
+        return cls(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
+
+    def match_probability(self, queries: torch.Tensor) -> torch.Tensor:
+        """queries [..., Q, D] of (frame, question) -> P(the frame shows the object the question names) [...]: one
+        minus the quadrant head's "absent" class. This is the image-text match of BLIP-2's first stage (ITM:
+        does this image show what the text says), learnt here within the 5-way quadrant loss (absent, or
+        which quadrant) rather than by a separate binary head with mined hard negatives."""
+        return 1.0 - torch.softmax(self.quadrant(queries[..., 0, :]).float(), dim=-1)[..., 0]
 
     def loss(self, queries: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
         """queries [N, Q, D] (one row per frame), labels per frame."""
@@ -176,17 +193,16 @@ class GeneratedStream:
                 return drawn
 
 
-def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path) -> dict[str, Any]:
+def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path,
+                      heads: GroundingHeads | None = None) -> dict[str, Any]:
     """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
     the answer letter plus the Q-Former grounding loss (GroundingHeads), in the one training loop
     (vila/training.py): one epoch of `backbone.steps` steps over a generated stream (GeneratedStream: resumable),
-    no validation: the final weights are the result."""
-    from vila.data import synthqa
+    no validation: the final weights are the result. `heads`: the grounding heads to train (new ones if None)."""
     from vila.training import TrainSettings, train
 
     cfg, size = params["backbone"], params["data"]["synthqa"]["size"]
-    bb = model.config.backbone_config
-    heads = GroundingHeads(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
+    heads = heads if heads is not None else GroundingHeads.for_model(model)
     both = Pretraining(model, heads)
     letters = torch.tensor(model.config.letter_ids)
     settings = TrainSettings(epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
@@ -245,6 +261,19 @@ def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: s
     write_json(out / "meta.json", {"backbone_sha256": backbone_hash, "dtype": "float16"})
 
 
+def load_grounding_heads(model: ViLAModel, model_dir: Path) -> GroundingHeads:
+    """The backbone's grounding heads (the embedded backbone's ITM score); an InstructBLIP checkpoint has none."""
+    path = model_dir / GROUNDING_HEADS_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no image-text matching head. The embedded backbone saves its grounding heads there (rerun the "
+            "backbone stage); InstructBLIP checkpoints carry no ITM head (BLIP-2's stage-1 Q-Former does): the "
+            "ITM-based selectors need one")
+    heads = GroundingHeads.for_model(model)
+    heads.load_state_dict(load_file(path))
+    return heads.eval()
+
+
 def backbone_hash(model_dir: Path) -> str:
     return sha256_file(model_dir / "model.safetensors")
 
@@ -275,11 +304,14 @@ def run(params: dict[str, Any]) -> None:
         # Resumable state keyed by everything that defines the run, so a stale checkpoint is never reused.
         ckpt = paths.checkpoints("backbone-" + stable_hash(
             {"backbone": params["backbone"], "seed": params["seed"], "config": model.config.to_dict()}))
+        heads = GroundingHeads.for_model(model)
         metrics = {"source": "embedded pretraining", "parameters": n_params,
-                   **pretrain_embedded(model, tokenizer, params, ckpt)}
+                   **pretrain_embedded(model, tokenizer, params, ckpt, heads)}
     model_dir = paths.model("backbone")
     with atomic_dir(model_dir) as tmp:
         save_model(model, tokenizer, tmp)
+        if not params["model"]["weights"]:
+            save_file(heads.state_dict(), tmp / GROUNDING_HEADS_FILE)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         write_json(tmp / "metrics.json", metrics)
     if not params["model"]["weights"]:

@@ -104,6 +104,18 @@ def cmd_sevila(args: argparse.Namespace) -> None:
     run_stage("sevila", params, frames=args.frames)
 
 
+def cmd_scores(args: argparse.Namespace) -> None:
+    params = _params(args)
+    _setup(params, "evaluate")
+    run_stage("scores", params, scorer=args.source)
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    params = _params(args)
+    _setup(params, "evaluate")
+    run_stage("select", params, selector=args.selector, budget=args.frames)
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
     _call("vila.data.convert:convert_cli", args.dataset, args.src, args.out)
 
@@ -158,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sevila", help="sevila_<k>f: SeViLA's k-frame Answerer with the trained Localizer")
     p.add_argument("--frames", type=int, required=True, help="k, one of sevila.frames")
     p.set_defaults(func=cmd_sevila)
+    p = sub.add_parser("scores", help="per-frame relevance scores of val/test from one source (selection.scorers)")
+    p.add_argument("--source", required=True, help="backbone (its image-text match), sevila_<k>f or a ViLA variant")
+    p.set_defaults(func=cmd_scores)
+    p = sub.add_parser("select", help="one selector's k frames per test question, read by the uniform-k teacher")
+    p.add_argument("--selector", required=True, help="one of selection.selectors")
+    p.add_argument("--frames", type=int, required=True, help="k, one of selection.frames")
+    p.set_defaults(func=cmd_select)
     p = sub.add_parser("convert", help="official annotation files -> unified JSON lists, one per split")
     p.add_argument("dataset", choices=["star", "nextqa", "how2qa", "tvqa", "vlep"])
     p.add_argument("--src", required=True, help="folder with the official files under their official names")

@@ -131,6 +131,7 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
                                           [f"sevila_{k}f" for k in params["sevila"]["frames"]])
     if clash:
         errors.append(f"variants: {sorted(clash)} is the name of a teacher or SeViLA model")
+    errors += selection_errors(params)
     if params["seed"] in params["seeds_study"]:
         errors.append(f"seeds_study: lists seed {params['seed']}; the study's other seeds only (seed's own models are "
                       "Table 1's and join the study as they are)")
@@ -141,6 +142,26 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
         errors.append("data.frames: the embedded synthqa clips have 32 frames; set data.frames: 32")
     if params["model"]["preset"] == "flant5xl" and not params["model"]["weights"]:
         errors.append("model.weights: the flant5xl preset needs a local InstructBLIP directory (see README)")
+    return errors
+
+
+def selection_errors(params: dict[str, Any]) -> list[str]:
+    """The selection study: an answerer per k, and every score a selector reads among the cached ones."""
+    from vila.selection import score_source
+
+    sel, errors = params["selection"], []
+    for k in sel["frames"]:
+        if k not in params["train"]["teacher"]["frames"]:
+            errors.append(f"selection.frames: {k} needs its answerer, uniform_{k}f, in train.teacher.frames")
+    models = {"backbone", *model_names(params)}
+    for source in sel["scorers"]:
+        if source not in models:
+            errors.append(f"selection.scorers: {source!r} is not a model of the DAG (backbone, {', '.join(sorted(models - {'backbone'}))})")
+    for selector in sel["selectors"]:
+        for k in sel["frames"]:
+            source = score_source(selector, k, params)
+            if source is not None and source not in sel["scorers"]:
+                errors.append(f"selection.scorers: selector {selector} at k={k} reads the scores of {source}; list it")
     return errors
 
 

@@ -22,19 +22,26 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
-    """(predicted option index [n], frame indices read [n, K]) for every question of the batcher."""
+def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict",
+            read: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted option index [n], frame indices read [n, K]) for every question of the batcher. `read` [n, K]:
+    the grid frames a uniform model reads instead of its uniform ones (another selector's choice)."""
     model.eval()
     cfg = model.config
     total = cfg.sampled_frames
     uniform = cfg.selector is None
     frames_needed = cfg.selector is not None and cfg.selector_input == "patch_embed"
+    if read is not None and (not uniform or read.shape != (len(batcher.qa), cfg.frames)):
+        raise ValueError(f"predict: frames to read need a uniform model and shape ({len(batcher.qa)}, {cfg.frames}), "
+                         f"got {'a selecting model' if not uniform else read.shape}")
     dev = next(model.parameters()).device
     preds, chosen = [], []
     n = len(batcher.qa)
     for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
         idx = np.arange(start, min(n, start + batch_size))
-        frame_idx = uniform_indices(total, cfg.frames, None, len(idx)) if uniform else None
+        frame_idx = None
+        if uniform:
+            frame_idx = read[idx] if read is not None else uniform_indices(total, cfg.frames, None, len(idx))
         batch = batcher.batch(idx, frame_idx, features=True, frames=frames_needed)
         batch.pop("labels")
         with autocast(dev):

@@ -86,6 +86,23 @@ class Paths:
         return self.eval_dir / f"{variant}.json"
 
     @property
+    def scores_dir(self) -> Path:  # scores: per-frame relevance of every val/test question, one file per source
+        return Path("work") / self.dataset / "scores"
+
+    def scores(self, source: str) -> Path:
+        return self.scores_dir / f"{source}.npz"
+
+    def scores_meta(self, source: str) -> Path:  # what the score is, its key-frame AUC
+        return self.results / "scores" / f"{source}.json"
+
+    @property
+    def selection_dir(self) -> Path:  # select: the shared answerer's results, one per (selector, k)
+        return self.results / "selection"
+
+    def selection_json(self, selector: str, k: int) -> Path:
+        return self.selection_dir / f"{selector}_{k}f.json"
+
+    @property
     def speed_json(self) -> Path:
         return self.results / "speed.json"
 

@@ -54,7 +54,7 @@ class Stage:
     outs: tuple[str, ...]
     results: tuple[str, ...] = ()  # small JSON outputs DVC keeps out of its cache (git may track them)
     metrics: tuple[str, ...] = ()  # the same, read by DVC as metrics (dvc metrics show / diff, dvc exp show)
-    foreach: str | None = None  # "frames" | "variant" | "keyframes"
+    foreach: str | tuple[str, ...] | None = None  # "frames" | "variant" | "keyframes" | ...; several: every combination
     notebooks: tuple[str, ...] = ()
     help: str = ""  # the CLI's one-line description of a stage that is a plain `vila <name>` command
     threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
@@ -70,7 +70,13 @@ class Stage:
     @property
     def wildcards(self) -> tuple[str, ...]:
         """The placeholders that make one job of this stage: {frames}/{variant}/{keyframes}, and {seed}."""
-        return (*([self.foreach] if self.foreach else []), *(["seed"] if self.base else []))
+        each = (self.foreach,) if isinstance(self.foreach, str) else tuple(self.foreach or ())
+        return (*each, *(["seed"] if self.base else []))
+
+    @property
+    def matrix(self) -> bool:
+        """DVC's `matrix` (every combination; a seed-study twin's too), not a `foreach` over one list."""
+        return len(self.wildcards) > 1 or bool(self.base)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -78,7 +84,7 @@ STAGES: tuple[Stage, ...] = (
           help="generate synthqa, or verify and convert a real dataset under data/",
           deps=("data",),
           params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa"),
-          outs=("work/{dataset}/dataset",),
+          outs=("work/{dataset}/dataset",), threads=2,  # download.CLIP_WORKERS encode and check clips
           resources=(("mem_mb", 8000), ("runtime", 240))),
     Stage("preprocess", "vila preprocess",
           help="decode every clip once into the frame cache",
@@ -174,8 +180,9 @@ STAGES: tuple[Stage, ...] = (
           resources=(("mem_mb", 1000), ("runtime", 5))),
     Stage("report", "vila report",
           help="execute the notebooks with papermill and render reports/*.html",
-          deps=("paper-figures.yaml", "results/{dataset}", "models/{dataset}", "work/{dataset}/dataset",
-                "work/{dataset}/frames"),
+          deps=("paper-figures.yaml", "results/{dataset}/eval", "results/{dataset}/speed.json",
+                "results/{dataset}/comparisons.json", "results/{dataset}/metrics.json", "models/{dataset}",
+                "work/{dataset}/dataset", "work/{dataset}/frames"),
           params=("dataset", "report.selection_examples"),
           outs=("reports/table1.html", "reports/table2.html", "reports/speed.html", "reports/training.html"),
           notebooks=("notebooks/table1.ipynb", "notebooks/table2.ipynb", "notebooks/speed.ipynb",
@@ -227,7 +234,30 @@ STUDY_STAGES: tuple[Stage, ...] = (
           outs=("reports/seeds.html",), results=("study/results/{dataset}/comparisons.json",),
           notebooks=("notebooks/seeds.ipynb",), resources=(("mem_mb", 4000), ("runtime", 10))),
 )
-ALL_STAGES = STAGES + STUDY_STAGES
+# The selection study (vila/selector_study.py): one answerer, every selector. Snakemake: `reproduce_selection`;
+# DVC: selection/dvc.yaml, apart from dvc.yaml for the same reason as the seed study's.
+SELECTION_STAGES: tuple[Stage, ...] = (
+    Stage("scores", "vila scores --source {scorer}",
+          deps=("models/{dataset}/{scorer}", "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          params=("cpu_isa", "threads.evaluate", "evaluate.batch_size"),
+          outs=("work/{dataset}/scores/{scorer}.npz",), results=("results/{dataset}/scores/{scorer}.json",),
+          foreach="scorer", threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("select", "vila select --selector {selector} --frames {budget}",
+          deps=("models/{dataset}/uniform_{budget}f", "work/{dataset}/scores", "results/{dataset}/scores",
+                "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          params=("seed", "cpu_isa", "threads.evaluate", "data.frames", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample", "selection"),
+          outs=(), results=("results/{dataset}/selection/{selector}_{budget}f.json",), foreach=("selector", "budget"),
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 60))),
+    Stage("selection", "vila selection",
+          help="the selection study's report: every selector read by one answerer, its recall and its cost",
+          deps=("results/{dataset}/selection", "results/{dataset}/scores", "results/{dataset}/speed.json",
+                "results/{dataset}/eval", "work/{dataset}/dataset", "work/{dataset}/frames"),
+          params=("dataset", "data.frames", "selection"),
+          outs=("reports/selection.html",), notebooks=("notebooks/selection.ipynb",),
+          resources=(("mem_mb", 4000), ("runtime", 10))),
+)
+ALL_STAGES = STAGES + STUDY_STAGES + SELECTION_STAGES
 # What every stage's command runs besides its module: the params loader and the CPU pins (through vila/cli.py,
 # whose other imports are each command's own, made inside that command).
 CLI_MODULES = ("vila.config", "vila.cpu")
@@ -325,14 +355,15 @@ PLOTS = [
 
 
 DVC_ITEMS = {"frames": "${train.teacher.frames}", "variant": "${variants}", "keyframes": "${sevila.frames}",
-             "seed": "${seeds_study}"}
+             "seed": "${seeds_study}", "scorer": "${selection.scorers}", "selector": "${selection.selectors}",
+             "budget": "${selection.frames}"}
 
 
 def _dvc(text: str, stage: Stage) -> str:
     """A stage-list path or command in DVC's templating: ${dataset}; a foreach stage's ${item} / ${key}; a seed-study
     twin's matrix ${item.<wildcard>}."""
     text = text.replace("{dataset}", "${dataset}")
-    if stage.base:
+    if stage.matrix:
         for w in stage.wildcards:
             text = text.replace(f"{{{w}}}", f"${{item.{w}}}")
         return text
@@ -356,7 +387,7 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None) -> d
             body.setdefault("outs", []).extend({_dvc(r, st): {"cache": False}} for r in st.results)
         if st.metrics:
             body["metrics"] = [{_dvc(m, st): {"cache": False}} for m in st.metrics]
-        if st.base:
+        if st.matrix:
             out[st.name] = {"matrix": {w: DVC_ITEMS[w] for w in st.wildcards}, **body}
         elif st.foreach:
             out[st.name] = {"foreach": DVC_ITEMS[st.foreach], "do": body}
@@ -367,6 +398,7 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None) -> d
 
 HEADER = "# Generated by `vila pipeline` from vila/pipeline.py (the stage list). Do not edit by hand.\n"
 STUDY_DVC_YAML = Path("study") / "dvc.yaml"
+SELECTION_DVC_YAML = Path("selection") / "dvc.yaml"
 
 
 def dvc_yaml_text() -> str:
@@ -380,8 +412,15 @@ def study_dvc_yaml_text() -> str:
     return HEADER + yaml.safe_dump(study, sort_keys=False, width=120)
 
 
+def selection_dvc_yaml_text() -> str:
+    """The selection study's pipeline (`dvc repro selection/dvc.yaml`), run from the project root like the study's."""
+    selection = {"vars": ["../params.yaml"], **render_dvc(SELECTION_STAGES, wdir="..")}
+    return HEADER + yaml.safe_dump(selection, sort_keys=False, width=120)
+
+
 def write_dvc_yaml(params: str = "params.yaml", check: bool = False) -> None:
-    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text())):
+    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text()),
+                       (SELECTION_DVC_YAML, selection_dvc_yaml_text())):
         if check:
             if not path.exists() or path.read_text() != text:
                 print(f"{path} differs from vila/pipeline.py; run `vila pipeline` to regenerate it", file=sys.stderr)
@@ -394,7 +433,9 @@ def write_dvc_yaml(params: str = "params.yaml", check: bool = False) -> None:
 def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
     """One dict of wildcard values per job of a stage."""
     choices = {"frames": params["train"]["teacher"]["frames"], "variant": list(params["variants"]),
-               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"]}
+               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"],
+               "scorer": params["selection"]["scorers"], "selector": params["selection"]["selectors"],
+               "budget": params["selection"]["frames"]}
     values: list[dict[str, Any]] = [{}]
     for w in stage.wildcards:
         values = [{**v, w: c} for v in values for c in choices[w]]

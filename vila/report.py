@@ -244,6 +244,90 @@ def flop_shares(speed: dict[str, Any] | None, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("preset")
 
 
+# ---- the selection study (vila/selector_study.py) ----
+def load_selection(results: Path) -> dict[str, dict[str, Any]]:
+    """select_<selector>_<k>f -> its eval-contract JSON (results/<dataset>/selection/*.json)."""
+    return {(d := json.loads(p.read_text()))["variant"]: d for p in sorted((results / "selection").glob("*.json"))}
+
+
+def load_score_meta(results: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((results / "scores").glob("*.json"))}
+
+
+def selection_cost(selector: str, source: str | None, speed: dict[str, Any] | None,
+                   total: int) -> tuple[float | None, float | None]:
+    """(ms per batch of speed's breakdown batch, full-size FLOPs per question) of the selection step alone, from
+    speed.json's per-step figures: the ITM score is the ViT and the Q-Former on every sampled frame (the uniform
+    T-frame model's vit + qformer steps; the head's one linear map is left out); a trained selector's is its
+    model's vit + select steps (the fast design's vit step encodes only the chosen frames: its select step alone).
+    A blind selector runs no model: 0 FLOPs, latency n/a."""
+    if source is None:
+        return None, 0.0
+    if not speed:
+        return None, None
+    name, steps = (f"uniform_{total}f", ("vit", "qformer")) if source == "backbone" else (source, ("vit", "select"))
+    if source.endswith("_fast"):
+        steps = ("select",)
+    ms = speed.get("breakdown_ms", {}).get(name)
+    flops = speed.get("flops_breakdown", {}).get("flant5xl", {}).get(name)
+    return (sum(ms[s] for s in steps) if ms else None), (float(sum(flops[s] for s in steps)) if flops else None)
+
+
+def selection_table(params: dict[str, Any], results: Path, speed: dict[str, Any] | None) -> pd.DataFrame:
+    """One row per (selector, k): the shared answerer's accuracy, key-frame recall, the score's AUC on val,
+    the chosen hyper-parameters and the selection step's cost."""
+    from vila.selection import score_source
+
+    selected, metas = load_selection(results), load_score_meta(results)
+    total = params["data"]["frames"]
+    rows = []
+    for k in params["selection"]["frames"]:
+        for selector in params["selection"]["selectors"]:
+            ev = selected.get(f"select_{selector}_{k}f")
+            source = score_source(selector, k, params)
+            auc = metas.get(source, {}).get("key_frame_auc", {}).get("val") if source else None
+            ms, flops = selection_cost(selector, source, speed, total)
+            acc = ev["accuracy"] if ev else {}
+            rows.append({
+                "k": k, "selector": selector,
+                "accuracy (mean of types)": fmt(acc.get("mean", acc.get("overall"))) if ev else NA,
+                "accuracy (overall)": fmt(acc.get("overall")) if ev else NA,
+                "keyframe recall": fmt(ev.get("selection", {}).get("keyframe_recall"), 3, 1.0) if ev else NA,
+                "scores": source or "none",
+                "score AUC (val)": fmt(auc, 3, 1.0) if source else "-",
+                "hyper-parameters (val)": ", ".join(f"{a}={b}" for a, b in ev["hyperparameters"].items()) or "-"
+                if ev else NA,
+                f"selection ms (batch {(speed or {}).get('breakdown_batch_size', NA)})": NA if ms is None else f"{ms:.1f}",
+                "selection GFLOPs/question (flant5xl)": NA if flops is None else f"{flops / 1e9:.4g}",
+                "answerer": ev["answerer"] if ev else NA,
+            })
+    return pd.DataFrame(rows).set_index(["k", "selector"])
+
+
+def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
+    """Accuracy against key-frame recall, one panel per k; oracle and uniform drawn as the bounds."""
+    import matplotlib.pyplot as plt
+
+    selected = load_selection(results)
+    budgets = params["selection"]["frames"]
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 3.8), squeeze=False)
+    for ax, k in zip(axes[0], budgets, strict=True):
+        for selector in params["selection"]["selectors"]:
+            ev = selected.get(f"select_{selector}_{k}f")
+            if not ev or "selection" not in ev:
+                continue
+            x, y = ev["selection"]["keyframe_recall"], 100 * ev["accuracy"].get("mean", ev["accuracy"]["overall"])
+            if selector in ("oracle", "uniform"):
+                ax.axhline(y, color="grey", ls="--" if selector == "oracle" else ":", lw=1)
+            ax.scatter([x], [y], s=50, zorder=3)
+            ax.annotate(selector, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_title(f"k = {k}: the uniform-{k} model reads each selector's frames", fontsize=9)
+        ax.set_xlabel("key-frame recall")
+        ax.set_ylabel("accuracy, mean of types (%)")
+        ax.grid(alpha=0.3)
+    return fig
+
+
 # ---- figures ----
 def png(fig: Any) -> str:
     """An <img> with the figure as an embedded base64 PNG."""

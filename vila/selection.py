@@ -7,6 +7,8 @@ relevant) and differ in how they trade relevance against coverage:
 - `inverse_transform` (BOLT, CVPR 2025): the scores, sharpened by an exponent, as a distribution over time;
   the frames at its k evenly spaced quantiles. Flat scores give the uniform grid; a peak draws frames to it in
   proportion to its mass;
+- `segment_argmax` (ViLA's Frame-Prompter as released): the clip cut into k equal segments, the best frame
+  of each (one frame per segment: coverage by construction);
 - `adaptive_split` (AKS, CVPR 2025): judge and split. A segment keeps its top-m frames when its best m
   stand out (mean of the top m minus the segment's mean >= threshold); otherwise it is halved and each half
   gets half the budget (an odd budget's extra frame to the half with the higher best score, the earlier half
@@ -49,6 +51,15 @@ def oracle(key_frames: list[int] | np.ndarray, total: int, k: int) -> np.ndarray
 def topk(scores: np.ndarray, k: int) -> np.ndarray:
     scores = _scores(scores, k)
     return np.sort(np.argsort(-scores, kind="stable")[:k])
+
+
+def segment_argmax(scores: np.ndarray, k: int) -> np.ndarray:
+    """The highest score of each of k equal segments (T divisible by k, as the Prompter's segment mode needs)."""
+    scores = _scores(scores, k)
+    if len(scores) % k:
+        raise ValueError(f"segment selection: {len(scores)} frames do not split into {k} equal segments")
+    width = len(scores) // k
+    return np.array([s * width + int(np.argmax(scores[s * width:(s + 1) * width])) for s in range(k)], dtype=np.int64)
 
 
 def inverse_transform(scores: np.ndarray, k: int, exponent: float = 1.0) -> np.ndarray:
@@ -132,3 +143,24 @@ def key_frame_auc(scores: np.ndarray, key_frames: list[int] | np.ndarray) -> flo
     # Every (key, other) pair compared: T is a few dozen frames, so the T^2 comparisons are cheaper than ranking.
     diff = scores[key][:, None] - scores[~key][None, :]
     return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+# ---- the selection study's selectors (vila/selector_study.py) and whose scores each reads ----
+BLIND = ("uniform", "random", "oracle")  # need no score: the grid, chance, and the ground truth (the ceiling)
+ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}
+MODEL_SELECTORS = {"sevila_localizer": "sevila_4f", "vila_prompter": "vila_4f",
+                   "vila_prompter_visual": "vila_4f_visual_gate", "vila_fast": "vila_4f_fast"}
+SELECTORS = (*BLIND, *ITM_RULES, *MODEL_SELECTORS)
+
+
+def score_source(selector: str, k: int, params: dict) -> str | None:
+    """Whose scores a selector reads: none, the backbone's image-text match (the training-free rules), or a
+    trained selector's model (ViLA's text-gate Prompter at k: the k-frame student where one is trained, else the
+    4-frame one's scores, picked at k)."""
+    if selector in BLIND:
+        return None
+    if selector in ITM_RULES:
+        return "backbone"
+    if selector == "vila_prompter" and f"vila_{k}f" in params["variants"]:
+        return f"vila_{k}f"
+    return MODEL_SELECTORS[selector]

@@ -22,6 +22,9 @@ wildcard_constraints:
     keyframes=r"\d+",
     seed=r"\d+",
     variant="|".join(VARIANTS),
+    scorer="|".join(config["selection"]["scorers"]),
+    selector="|".join(config["selection"]["selectors"]),
+    budget=r"\d+",
 
 
 def stage_params(stage, **wildcards):

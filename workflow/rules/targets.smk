@@ -23,6 +23,13 @@ rule reproduce_seeds:
         "reports/seeds.html",
 
 
+# The selection study: every selector of selection.selectors at each k of selection.frames, read by the same
+# answerer (vila/selector_study.py). Not part of `all`: its own target, timed in the README.
+rule reproduce_selection:
+    input:
+        "reports/selection.html",
+
+
 rule all:
     input:
         expand("reports/{name}.html", name=REPORTS),
