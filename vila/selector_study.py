@@ -8,7 +8,8 @@ Two stages:
   Sources: `backbone`, the image-text match probability of (frame, question) from the backbone's grounding head
   (GroundingHeads.match_probability: BLIP-2's first-stage ITM), the score the training-free selectors read;
   `sevila_<k>f`, SeViLA's Localizer "yes" logit (one LLM pass per frame); a ViLA variant, its Frame-Prompter's
-  gate score. A model's own choice is also recorded, and how often its rule on the cached scores reproduces it.
+  gate score. A model's own choice is also recorded, and how often its rule on the cached scores reproduces it
+  (up to frames of exactly equal score).
 - `select` (one job per selector and k of selection.frames): the selector's frames for every test question, the
   shared answerer's accuracy on them, key-frame recall; hyper-parameters of the training-free rules chosen on val
   by the same answerer's accuracy (the mean over question types), every candidate's val figure written with it.
@@ -141,7 +142,10 @@ def run_scores(params: dict[str, Any], source: str) -> None:
                                   f"scores {source} {split}")
             arrays[split], arrays[f"{split}_chosen"] = s, own
             ours = np.stack([pick(row, own.shape[1]) for row in s])
-            meta["reproduces_model_choice"][split] = float((ours == own).all(1).mean())
+            # Up to frames of exactly equal score (a clip's empty frames are identical: so are their features and
+            # scores, and torch's top-k may take either of two equal ones); those the answerer cannot tell apart.
+            same = np.sort(np.take_along_axis(s, ours, 1), 1) == np.sort(np.take_along_axis(s, own, 1), 1)
+            meta["reproduces_model_choice"][split] = float(same.all(1).mean())
     for split, qa in splits.items():
         arrays[f"{split}_qids"] = np.array([it["qid"] for it in qa.items])
         meta["key_frame_auc"][split] = mean_auc(arrays[split], qa.items)
