@@ -14,9 +14,6 @@ export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 EMPTY_DIR_MD5 := d751713988987e9331980363e24189ce.dir
 
-.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity reproduce-all test test-remote test-slurm lint data clean
-install: $(STAMP) $(PLOTS_TEMPLATE)
-
 # torch first, pinned: the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
 TORCH := torch==2.13.0
 UV := uv==0.13.9
@@ -24,6 +21,10 @@ LOCK := requirements.lock
 # vega for `dvc plots show/diff` offline: the versions DVC's own page asks a CDN for, from the npm registry.
 VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
 PLOTS_TEMPLATE := .dvc/plots-offline.html
+
+.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity reproduce-all test test-fast test-remote test-slurm lint data clean
+# (the variables above are defined before this line: make expands a rule's prerequisites where it reads them)
+install: $(STAMP) $(PLOTS_TEMPLATE)
 
 # Exactly the versions the figures come from: everything from the lock and the project itself with --no-deps
 # (the lock is complete: nothing to resolve), so nothing is installed that the lock does not pin; pip check proves
@@ -127,6 +128,12 @@ test: data
 	$(BIN)/ruff check vila tests
 	$(BIN)/vila pipeline --check
 	$(BIN)/python -m pytest -q --durations=15
+
+# The tier a contributor runs on every change: unit and contract tests, no DAG run (tests marked `slow` left out).
+test-fast: $(STAMP)
+	$(BIN)/ruff check vila tests
+	$(BIN)/vila pipeline --check
+	$(BIN)/python -m pytest -q -m "not slow and not remote and not slurm" --durations=10
 
 # Opt-in: a DVC push/clone/pull round trip against an S3-compatible server (moto) on loopback.
 test-remote: data

@@ -30,9 +30,10 @@ def smoke_params() -> dict[str, Any]:
     p["cpu_isa"] = "native"
     p["data"]["synthqa"]["questions"] = {"train": 12, "val": 8, "test": 8}
     p["backbone"].update(steps=2, batch_size=4, warmup_steps=1)
-    p["train"]["teacher"].update(frames=[4, 32], epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
-    p["train"]["student"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
-    p["sevila"]["localizer"].update(epochs=1, batch_size=4, max_steps=1, warmup_steps=1)
+    p["train"]["convergence"].update(max_epochs=1)
+    p["train"]["teacher"].update(frames=[4, 32], batch_size=4, max_steps=1, warmup_steps=1)
+    p["train"]["student"].update(batch_size=4, max_steps=1, warmup_steps=1)
+    p["sevila"]["localizer"].update(batch_size=4, max_steps=1, warmup_steps=1)
     p["evaluate"].update(batch_size=8, chosen_sample=4)
     # one batch size and one thread: the smoke speed stage runs beside the seed study's jobs
     p["speed"].update(batch_sizes=[2], repeats=20, breakdown_repeats=1, warmup=1, threads=1)

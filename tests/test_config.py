@@ -20,7 +20,7 @@ def test_repo_params_are_valid():
         (lambda p: p["train"]["student"].update(lrr=1), "train.student.lrr"),
         (lambda p: p["variants"]["vila_4f"].update(foo=1), "variants.vila_4f.foo"),
         (lambda p: p["train"]["teacher"].update(lr="fast"), "train.teacher.lr"),
-        (lambda p: p["train"]["student"].update(epochs=0), "train.student.epochs"),
+        (lambda p: p["train"]["convergence"].update(max_epochs=0), "train.convergence.max_epochs"),
         (lambda p: p["data"].update(on_bad_video="ignore"), "data.on_bad_video"),
         (lambda p: p["train"]["student"].update(select=5), "cannot be split into 5 equal segments"),
         (lambda p: p["train"]["student"].update(select=64), "exceed data.frames"),

@@ -38,8 +38,8 @@ def test_student_trains_on_the_gpu_under_bf16_autocast_with_checkpointing(backbo
         seen.append(float(out.loss.detach()))
         return out.loss
 
-    settings = TrainSettings(epochs=2, batch_size=3, lr=1e-3, weight_decay=0.0, warmup_steps=1, grad_accum=1,
-                             grad_clip=1.0, patience=5, max_steps=0, checkpoint_every=1, seed=0)
+    settings = TrainSettings(max_epochs=2, batch_size=3, lr=1e-3, weight_decay=0.0, warmup_steps=1, grad_accum=1,
+                             grad_clip=1.0, patience=5, window=1, min_epochs=0, max_steps=0, checkpoint_every=1, seed=0)
     train(model, [{"params": params}], 3, load, loss, lambda: 0.0, settings, tmp_path / "ckpt", None, "cuda")
     assert len(seen) == 2 and all(math.isfinite(x) for x in seen)
     assert any(not torch.equal(a, p.detach()) for a, p in zip(before, params, strict=True))

@@ -12,39 +12,54 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run
-from vila.seeds import across_seeds, summarise
-
-
-def test_the_verdict_across_seeds_is_unanimous_or_inconclusive():
-    assert across_seeds(["holds", "holds", "holds"]) == "holds"
-    assert across_seeds(["holds", "inconclusive", "holds"]) == "inconclusive"
-    assert across_seeds(["does not hold", "does not hold"]) == "does not hold"
-    assert across_seeds(["holds", "does not hold"]) == "inconclusive"
-    assert across_seeds([]) == "inconclusive"
+from vila.seeds import summarise
 
 
 def _claim(diff: float, lo: float, hi: float, verdict: str) -> dict:
-    return {"claim": "c", "a": "vila_4f", "b": "sevila_4f", "metric": "mean", "paper": 2.2, "diff": diff,
+    return {"claim": "c", "a": "vila_4f", "b": "sevila_4f", "metric": "overall", "paper": 2.2, "diff": diff,
             "ci95": [lo, hi], "verdict": verdict}
 
 
-def test_summary_gives_every_seed_and_the_sample_sd():
-    per_seed = {s: {"evals": {"vila_4f": {"accuracy": {"overall": acc, "mean": acc - 0.01}}},
-                    "comparisons": {"claims": [_claim(d, d - 0.05, d + 0.05, v)]}}
-                for s, acc, d, v in ((0, 0.70, 0.10, "holds"), (1, 0.80, 0.02, "inconclusive"), (2, 0.75, 0.09, "holds"))}
-    for s, comp in ((0, 0.10), (1, 0.02), (2, 0.09)):
-        per_seed[s]["comparisons"]["comparisons"] = [{"a": "vila_4f", "b": "sevila_4f", "metric": "mean", "diff": comp}]
-    out = summarise(per_seed, 0)
+ITEMS = [{"qid": f"q{i}", "answer": 0, "type": "t"} for i in range(100)]
+
+
+def _eval(right: int, acc_mean: float | None = None) -> dict:
+    """An eval JSON whose first `right` of the 100 questions are answered right."""
+    preds = {it["qid"]: 0 if i < right else 1 for i, it in enumerate(ITEMS)}
+    acc = right / 100
+    return {"accuracy": {"overall": acc, "mean": acc if acc_mean is None else acc_mean}, "predictions": preds}
+
+
+def _study(rights: dict[int, tuple[int, int]]) -> dict:
+    """seed -> (vila_4f right, sevila_4f right): each seed's evals and its own comparisons."""
+    per_seed = {}
+    for s, (a, b) in rights.items():
+        d = (a - b) / 100
+        per_seed[s] = {"evals": {"vila_4f": _eval(a), "sevila_4f": _eval(b)},
+                       "comparisons": {"claims": [_claim(d, d - 0.05, d + 0.05, "holds" if d - 0.05 > 0 else "inconclusive")],
+                                       "comparisons": [{"a": "vila_4f", "b": "sevila_4f", "metric": "overall", "diff": d}]}}
+    return per_seed
+
+
+def test_summary_gives_every_seed_the_sample_sd_and_the_pooled_verdict():
+    per_seed = _study({0: (70, 60), 1: (80, 78), 2: (75, 66)})
+    out = summarise(per_seed, 0, ITEMS, 10_000, 0)
     assert out["seeds_study"] == [0, 1, 2] and out["comparisons"][0]["seeds"] == {"0": 0.10, "1": 0.02, "2": 0.09}
     acc = out["models"]["vila_4f"]["overall"]
     assert acc["seeds"] == {"0": 0.70, "1": 0.80, "2": 0.75}
     assert acc["mean"] == pytest.approx(0.75) and acc["sd"] == pytest.approx(0.05)  # sqrt(((.05)^2*2)/2)
     claim = out["claims"][0]
     assert claim["diff_mean"] == pytest.approx(0.07) and claim["diff_sd"] == pytest.approx(0.0435889894)
-    assert claim["verdict"] == "inconclusive" and claim["seed_verdicts"]["1"] == "inconclusive"
-    assert claim["seed_ci95"]["2"] == [pytest.approx(0.04), pytest.approx(0.14)]
-    per_seed[1]["comparisons"]["claims"][0]["verdict"] = "holds"
-    assert summarise(per_seed, 0)["claims"][0]["verdict"] == "holds"
+    assert claim["seed_verdicts"]["1"] == "inconclusive" and claim["seed_ci95"]["2"] == [pytest.approx(0.04), pytest.approx(0.14)]
+    # the pooled evidence: vila_4f right on every question sevila_4f is right on, and on 2-10 more: it holds
+    assert claim["pooled_diff"] == pytest.approx(0.07) and claim["pooled_ci95"][0] > 0
+    assert claim["verdict"] == "holds"  # where "holds at every seed" would have said inconclusive (seed 1)
+
+
+def test_the_pooled_verdict_is_inconclusive_when_the_seeds_disagree():
+    out = summarise(_study({0: (70, 60), 1: (60, 70), 2: (66, 65)}), 0, ITEMS, 10_000, 0)
+    claim = out["claims"][0]
+    assert claim["pooled_ci95"][0] < 0 < claim["pooled_ci95"][1] and claim["verdict"] == "inconclusive"
 
 
 def test_a_stage_shared_by_every_seed_refuses_another_seed():
@@ -88,7 +103,7 @@ def test_reproduce_seeds_trains_every_model_again_at_the_study_seed_only(smoke_d
     assert all(set(c["seeds"]) == {"0", "1"} for c in summary["comparisons"])
     vila = json.loads((smoke_dag / "results/synthqa/eval/vila_4f.json").read_text())
     assert summary["models"]["vila_4f"]["overall"]["seeds"]["0"] == vila["accuracy"]["overall"]
-    assert {c["a"] for c in summary["claims"]} == {"vila_4f", "vila_2f"}
+    assert {c["a"] for c in summary["claims"]} == {"vila_4f", "vila_2f", "sevila_4f"}
     assert all(set(c["seed_verdicts"]) == {"0", "1"} for c in summary["claims"])
     page = (smoke_dag / "reports/seeds.html").read_text()
     assert "seed 1" in page and "verdict across seeds" in page

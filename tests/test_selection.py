@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vila import selection
+from vila.stats import key_frame_auc
 
 
 def test_oracle_returns_the_key_frames_padded_from_the_uniform_grid():
@@ -81,23 +82,23 @@ def _rank_sum_auc(scores, keys):
 
 
 def test_key_frame_auc_matches_the_rank_sum_statistic_with_ties():
-    assert selection.key_frame_auc(np.array([0.0, 1.0, 0.0, 0.0]), [1]) == 1.0
-    assert selection.key_frame_auc(np.array([1.0, 0.0, 1.0, 1.0]), [1]) == 0.0
-    assert selection.key_frame_auc(np.ones(8), [2, 5]) == 0.5
+    assert key_frame_auc(np.array([0.0, 1.0, 0.0, 0.0]), [1]) == 1.0
+    assert key_frame_auc(np.array([1.0, 0.0, 1.0, 1.0]), [1]) == 0.0
+    assert key_frame_auc(np.ones(8), [2, 5]) == 0.5
     rng = np.random.default_rng(0)
     for _ in range(50):
         scores = rng.integers(0, 4, size=12).astype(float)  # small integers: many ties
         keys = sorted(rng.choice(12, size=int(rng.integers(1, 11)), replace=False).tolist())
-        assert selection.key_frame_auc(scores, keys) == pytest.approx(_rank_sum_auc(scores, keys), abs=1e-12)
+        assert key_frame_auc(scores, keys) == pytest.approx(_rank_sum_auc(scores, keys), abs=1e-12)
 
 
 def test_key_frame_auc_is_undefined_without_both_classes_and_refuses_bad_input():
-    assert np.isnan(selection.key_frame_auc(np.arange(4.0), []))
-    assert np.isnan(selection.key_frame_auc(np.arange(4.0), [0, 1, 2, 3]))
+    assert np.isnan(key_frame_auc(np.arange(4.0), []))
+    assert np.isnan(key_frame_auc(np.arange(4.0), [0, 1, 2, 3]))
     with pytest.raises(ValueError, match="outside"):
-        selection.key_frame_auc(np.arange(4.0), [4])
+        key_frame_auc(np.arange(4.0), [4])
     with pytest.raises(ValueError, match="finite"):
-        selection.key_frame_auc(np.array([0.0, np.nan]), [0])
+        key_frame_auc(np.array([0.0, np.nan]), [0])
 
 
 def test_segment_argmax_takes_the_best_frame_of_each_equal_segment():

@@ -22,8 +22,9 @@ from tests.conftest import make_project, run, smoke_params
 
 pytestmark = pytest.mark.slurm
 
-TORCH_RULES = ["backbone", "teacher", "student", "reweight", "evaluate_teacher", "evaluate_student", "answerer",
-               "pseudolabel", "localizer", "sevila", "evaluate_sevila", "speed"]
+TORCH_RULES = ["backbone", "teacher", "student", "reweight", "evaluate_teacher", "evaluate_student", "uniform_answerer",
+               "pseudolabel", "localizer", "localize", "answerer", "sevila", "sevila_uniform_answerer",
+               "evaluate_sevila", "evaluate_sevila_uniform_answerer", "speed"]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_smoke_dag_through_the_slurm_profile(cluster: None, tmp_path: Path) -> N
     for job_id, (_, state, tres, comment) in rows.items():
         assert state == "COMPLETED", (jobs[job_id], state)
         assert jobs[job_id] in comment, (job_id, comment)
-        if jobs[job_id] in ("teacher", "student", "answerer", "localizer"):
+        if jobs[job_id] in ("teacher", "student", "uniform_answerer", "answerer", "localizer"):
             assert "gres/gpu=2" in tres, (jobs[job_id], tres)
 
     # A training job given 2 GPUs ran `vila train` under torchrun: 2 processes, rank 0 wrote the metrics.

@@ -60,7 +60,7 @@ def test_every_output_contract(smoke_dag: Path):
     assert stats["questions"] == 28 and "uniform4_keyframe_coverage" in stats
     comparisons = json.loads((smoke_dag / "results/synthqa/comparisons.json").read_text())
     jsonschema.validate(comparisons, json.loads((SCHEMAS / "comparisons.schema.json").read_text()))
-    assert {c["a"] for c in comparisons["claims"]} == {"vila_4f", "vila_2f"} and comparisons["resamples"] >= 10_000
+    assert {c["a"] for c in comparisons["claims"]} == {"vila_4f", "vila_2f", "sevila_4f"} and comparisons["resamples"] >= 10_000
     for variant in VARIANTS:  # every question scored has its prediction, for the paired statistics
         result = json.loads((smoke_dag / f"results/synthqa/eval/{variant}.json").read_text())
         assert len(result["predictions"]) == result["n"] and result["seed"] == 0
@@ -88,7 +88,7 @@ def test_selection_study_one_answerer_reads_each_selectors_frames(smoke_dag: Pat
     for selector in params["selection"]["selectors"]:
         result = json.loads((smoke_dag / f"results/synthqa/selection/{selector}_4f.json").read_text())
         jsonschema.validate(result, eval_schema)
-        assert (result["variant"], result["frames"], result["answerer"]) == (f"select_{selector}_4f", 4, "uniform_4f")
+        assert (result["variant"], result["frames"], result["answerer"]) == (f"select_{selector}_4f", 4, "reader_4f")
         assert len(result["predictions"]) == result["n"] == 8
         chosen = result["selection"]["chosen"]
         assert {len(c) for c in chosen.values()} == {4} and all(c == sorted(set(c)) for c in chosen.values())
@@ -98,10 +98,12 @@ def test_selection_study_one_answerer_reads_each_selectors_frames(smoke_dag: Pat
             assert all(set(dataset[q]["keyframes"]) <= set(c) for q, c in chosen.items() if len(dataset[q]["keyframes"]) <= 4)
         if selector in ("bolt_its", "aks"):
             assert result["tuning"]["candidates"] and result["hyperparameters"]
-    # the uniform selector hands the answerer its own frames: its figures are the uniform-4 model's evaluation
-    uniform = json.loads((smoke_dag / "results/synthqa/selection/uniform_4f.json").read_text())
-    own = json.loads((smoke_dag / "results/synthqa/eval/uniform_4f.json").read_text())
-    assert uniform["predictions"] == own["predictions"] and uniform["accuracy"] == own["accuracy"]
+    # one shared answerer, the reader trained on the mix of frame sets, outside models/<dataset>/ (Table 1's)
+    for selector in params["selection"]["selectors"]:
+        result = json.loads((smoke_dag / f"results/synthqa/selection/{selector}_4f.json").read_text())
+        assert result["checkpoint"] == "models/selection/synthqa/reader_4f"
+    reader = json.loads((smoke_dag / "models/selection/synthqa/reader_4f/metrics.json").read_text())
+    assert reader["val_curve"] and reader["convergence_rule"] == params["train"]["convergence"]
     for source in params["selection"]["scorers"]:
         meta = json.loads((smoke_dag / f"results/synthqa/scores/{source}.json").read_text())
         assert 0 <= meta["key_frame_auc"]["val"] <= 1
@@ -177,7 +179,8 @@ def test_second_epoch_decodes_no_video_and_runs_no_vit(smoke_dag: Path, tmp_path
     shutil.copytree(smoke_dag, project)
     monkeypatch.chdir(project)
     params = load_params("params.yaml")
-    params["train"]["teacher"].update(epochs=2, max_steps=0, patience=5)
+    params["train"]["convergence"].update(max_epochs=2, patience=5)
+    params["train"]["teacher"].update(max_steps=0)
     run_teacher(params, 4)
     metrics = json.loads((project / "models/synthqa/uniform_4f/metrics.json").read_text())
     assert metrics["epochs_run"] == 2
@@ -202,7 +205,8 @@ def test_torchrun_two_processes_match_one_process(smoke_dag: Path, tmp_path):
         project = tmp_path / name
         shutil.copytree(smoke_dag, project)
         params = yaml.safe_load((project / "params.yaml").read_text())
-        params["train"]["teacher"].update(epochs=2, max_steps=0, patience=5)
+        params["train"]["convergence"].update(max_epochs=2, patience=5)
+        params["train"]["teacher"].update(max_steps=0)
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         out = run([*launcher, "train", "teacher", "--frames", "4"], project)
         assert out.returncode == 0
@@ -272,6 +276,49 @@ def test_a_variant_that_overrides_select_reads_that_many_frames(smoke_dag: Path,
     assert result["frames"] == 2
     assert {len(c) for c in result["selection"]["chosen"].values()} == {2}
     jsonschema.validate(result, json.loads((SCHEMAS / "eval.schema.json").read_text()))
+
+
+@pytest.mark.parametrize("k", [4, 2])
+def test_sevila_answerer_trains_on_the_localizers_top_k_frames_in_time_order(smoke_dag: Path, tmp_path, monkeypatch, k):
+    """SeViLA's Answerer fine-tuning: every training batch holds exactly the frozen Localizer's k highest-scoring
+    frames of each question (work/<dataset>/localized), in time order, after `Frame {i}: ` marks; its val questions
+    are read likewise."""
+    from vila import sevila, train_models
+    from vila.config import load_params
+    from vila.data.dataset import load_split
+    from vila.paths import Paths
+
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    monkeypatch.chdir(project)
+    params = load_params("params.yaml")
+    seen = {}
+
+    def capture(model, tokenizer, params, section, name, load_and_loss, groups, train_b, val_b, val_read=None,
+                out_dir=None):
+        seen.update(model=model, name=name, load=load_and_loss[0], train_b=train_b, val_read=val_read)
+
+    monkeypatch.setattr(train_models, "fit_and_save", capture)
+    sevila.run_answerer(params, k)
+    assert seen["name"] == f"sevila_answerer_{k}f" and seen["model"].config.frame_prefix
+    scores = {s: np.load(f"work/synthqa/localized/{s}.npy") for s in ("train", "val")}
+    features = np.load("work/synthqa/features/train.npy", mmap_mode="r")
+    qa = load_split(Paths.from_params(params), "train")
+    n = len(qa)
+    batch = seen["load"](np.arange(n), np.random.default_rng(0), slice(None))
+    read = batch["vit_tokens"].numpy()
+    for i in range(n):
+        # which grid frame each read frame is (by its cached features), taken in time order ...
+        clip = features[qa.rows[i]].astype(np.float32)
+        read_at: list[int] = []
+        for tokens in read[i]:
+            read_at.append(next(t for t in range(32) if np.array_equal(clip[t], tokens) and (not read_at or t > read_at[-1])))
+        # ... are k frames none of which scores below a frame left out: the top k by the Localizer's score
+        s = scores["train"][i]
+        assert len(read_at) == k and s[read_at].min() >= np.delete(s, read_at).max(), i
+    val = seen["val_read"]
+    assert val.shape == (len(scores["val"]), k) and (np.diff(val, axis=1) > 0).all()
+    assert all(scores["val"][i][val[i]].min() >= np.delete(scores["val"][i], val[i]).max() for i in range(len(val)))
 
 
 def test_derive_names_a_tensor_whose_shape_the_change_does_not_explain(backbone):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vila.training import TrainSettings, lr_factor, train
+from vila.training import TrainSettings, lr_factor, plateaued, smoothed, train
 
 X = torch.from_numpy(np.random.default_rng(0).normal(size=(64, 8))).float()
 Y = (X[:, 0] > 0).long()
@@ -17,8 +17,8 @@ class Killed(Exception):
 
 
 def settings(**kw):
-    base = {"epochs": 3, "batch_size": 8, "lr": 0.05, "weight_decay": 0.01, "warmup_steps": 2, "grad_accum": 2,
-            "grad_clip": 1.0, "patience": 5, "max_steps": 0, "checkpoint_every": 1, "seed": 7}
+    base = {"max_epochs": 3, "batch_size": 8, "lr": 0.05, "weight_decay": 0.01, "warmup_steps": 2, "grad_accum": 2,
+            "grad_clip": 1.0, "patience": 5, "window": 1, "min_epochs": 0, "max_steps": 0, "checkpoint_every": 1, "seed": 7}
     return TrainSettings(**{**base, **kw})
 
 
@@ -81,11 +81,50 @@ def test_dataloader_workers_load_the_same_batches(tmp_path):
     assert ma["history"] == mb["history"]
 
 
-def test_early_stopping_and_max_steps(tmp_path):
-    _, m = fit(tmp_path / "a", epochs=50, patience=1, lr=1e-9)
-    assert m["epochs_run"] < 50
-    _, m = fit(tmp_path / "b", max_steps=3)
-    assert m["steps"] == 3
+@pytest.mark.parametrize("curve, converged", [
+    ([0.3, 0.5, 0.6, 0.7, 0.75, 0.8], False),  # rising to the end
+    ([0.3, 0.5, 0.6, 0.62, 0.64, 0.66, 0.68], False),  # slowly, but still rising
+    ([0.3, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8], False),  # flat, but the 3-epoch mean reached 0.8 only 2 epochs ago
+    ([0.3, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8], True),  # ... and 3 epochs ago
+    ([0.3, 0.6, 0.8, 0.7, 0.75, 0.72, 0.7, 0.7], True),  # a peak, then below it
+    ([0.3, 0.6, 0.8, 0.7, 0.75, 0.72, 0.7, 0.81], False),  # the same, but the latest epoch is the best single one
+    ([0.5, 0.8, 0.5, 0.8, 0.5, 0.85, 0.5], False),  # noisy: the smoothed curve reached a new best 1 epoch ago
+    ([0.5, 0.8, 0.5, 0.8, 0.5, 0.8, 0.5], True),  # equal to the best is not a new best
+    ([0.45, 0.3, 0.3, 0.29, 0.3], False),  # a lucky first epoch: too few full windows after it to judge
+    ([0.45, 0.3, 0.3, 0.29, 0.3, 0.28], True),  # the first full window, then 3 epochs below it
+    ([0.3, 0.3], False),
+    ([], False),
+])
+def test_convergence_rule_on_constructed_curves(curve, converged):
+    """window 3, patience 3: converged once the 3-epoch mean has gone 3 epochs without a new best, and the latest
+    epoch is not the best one; the smoothed curve starts at the first full window."""
+    assert plateaued(curve, patience=3, window=3) is converged
+
+
+def test_no_run_stops_before_min_epochs():
+    flat = [0.3] * 12
+    assert plateaued(flat[:9], patience=3, window=3, min_epochs=10) is False
+    assert plateaued(flat[:10], patience=3, window=3, min_epochs=10) is True  # flat: converged, from epoch 10 on
+    assert plateaued(flat[:9], patience=3, window=3, min_epochs=0) is True
+
+
+def test_smoothed_is_the_trailing_mean_of_full_windows():
+    assert smoothed([0.0, 3.0, 6.0, 9.0], 3)[2:] == pytest.approx([3.0, 6.0])
+    assert all(np.isnan(smoothed([0.0, 3.0, 6.0, 9.0], 3)[:2]))
+    assert smoothed([0.2, 0.4], 1) == [0.2, 0.4]
+
+
+def test_a_run_stops_once_converged_and_says_so(tmp_path):
+    """lr ~0: validation accuracy never changes, so the run stops after `patience` epochs with the first epoch's
+    weights, converged; a run capped by max_epochs while improving says it did not converge."""
+    _, m = fit(tmp_path / "a", max_epochs=50, patience=2, lr=1e-9)
+    assert m["converged"] is True and m["stopped_by"] == "plateau"
+    assert m["epochs_run"] == 3 and m["best_epoch"] == 1 and len(m["val_curve"]) == 3
+    assert m["convergence_rule"] == {"max_epochs": 50, "min_epochs": 0, "patience": 2, "window": 1}
+    _, m = fit(tmp_path / "b", max_epochs=2, patience=5)
+    assert m["converged"] is False and m["stopped_by"] == "max_epochs" and m["epochs_run"] == 2
+    _, m = fit(tmp_path / "c", max_steps=3)
+    assert m["steps"] == 3 and m["converged"] is False and m["stopped_by"] == "max_steps"
 
 
 
@@ -98,10 +137,11 @@ def test_without_validation_every_step_runs_and_the_final_weights_are_kept(tmp_p
         x, y = batch
         return torch.nn.functional.cross_entropy(model(x), y)
 
-    m = train(model, [{"params": list(model.parameters())}], len(X), load, loss, None, settings(epochs=2, patience=1),
+    m = train(model, [{"params": list(model.parameters())}], len(X), load, loss, None, settings(max_epochs=2, patience=1),
               tmp_path / "c", None, "test")
     final = {k: v.clone() for k, v in model.state_dict().items()}
     assert m["epochs_run"] == 2 and m["steps"] == 2 * 4 and m["best_epoch"] == 2
+    assert m["converged"] is None and m["val_curve"] == [] and m["best_val_accuracy"] is None
     assert all(h["val_accuracy"] is None for h in m["history"])
     assert (model.state_dict()["weight"] == final["weight"]).all()
 

@@ -205,8 +205,9 @@ def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], 
     heads = heads if heads is not None else GroundingHeads.for_model(model)
     both = Pretraining(model, heads)
     letters = torch.tensor(model.config.letter_ids)
-    settings = TrainSettings(epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                             warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, max_steps=0,
+    settings = TrainSettings(max_epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                             warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, window=1, min_epochs=0,
+                             max_steps=0,
                              checkpoint_every=cfg["checkpoint_every"], seed=params["seed"])
     stream = GeneratedStream(params["seed"], cfg["batch_size"], size)
     sums: dict[int, np.ndarray] = {}  # step -> (lm, grounding, right answers, questions) of this process's steps

@@ -10,7 +10,6 @@ import argparse
 import importlib
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -68,40 +67,52 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
     return run
 
 
+TRAIN_KINDS = {"teacher": "teacher", "student": "student", "uniform-answerer": "uniform_answerer",
+               "localizer": "localizer", "answerer": "answerer", "reader": "reader"}  # `vila train KIND` -> stage
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "train")
     from vila.device import setup_distributed
 
     setup_distributed()  # joins torchrun's process group when launched by torchrun
-    if args.kind in ("teacher", "answerer"):
+    stage = TRAIN_KINDS[args.kind]
+    if stage in ("teacher", "answerer"):
         if args.frames is None:
             raise SystemExit(f"vila train {args.kind}: --frames N is required")
-        run_stage(args.kind, params, frames=args.frames)
-    elif args.kind == "localizer":
-        run_stage("localizer", params)
-    else:
+        run_stage(stage, params, frames=args.frames)
+    elif stage == "reader":
+        if args.frames is None:
+            raise SystemExit("vila train reader: --frames K is required")
+        run_stage(stage, params, budget=args.frames)
+    elif stage == "student":
         if args.variant is None:
             raise SystemExit("vila train student: --variant NAME is required")
-        run_stage("student", params, variant=args.variant)
+        run_stage(stage, params, variant=args.variant)
+    else:
+        run_stage(stage, params)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from vila.config import EVALUATE_STAGE, model_kinds
+
     params = _params(args)
+    kinds = model_kinds(params)
+    if args.variant not in kinds:
+        raise SystemExit(f"vila evaluate: --variant {args.variant}: not a model of this params file "
+                         f"(have: {', '.join(kinds)})")
     _setup(params, "evaluate")
-    if re.fullmatch(r"uniform_\d+f", args.variant):
-        stage = "evaluate_teacher"
-    elif re.fullmatch(r"sevila_\d+f", args.variant):
-        stage = "evaluate_sevila"
-    else:
-        stage = "evaluate_student"
-    run_stage(stage, params, variant=args.variant)
+    run_stage(EVALUATE_STAGE[kinds[args.variant]], params, variant=args.variant)
 
 
 def cmd_sevila(args: argparse.Namespace) -> None:
     params = _params(args)
     _setup(params, "train")
-    run_stage("sevila", params, frames=args.frames)
+    if args.uniform_answerer:
+        run_stage("sevila_uniform_answerer", params)
+    else:
+        run_stage("sevila", params, frames=args.frames)
 
 
 def cmd_scores(args: argparse.Namespace) -> None:
@@ -159,21 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
         sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name))
-    p = sub.add_parser("train", help="train a uniform-N teacher, a ViLA student variant, or SeViLA's Answerer/Localizer")
-    p.add_argument("kind", choices=["teacher", "student", "answerer", "localizer"])
-    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N; answerer: SeViLA's k")
+    p = sub.add_parser("train", help="train a uniform-N teacher, a ViLA student variant, SeViLA's Answerers and "
+                       "Localizer, or the selection study's reader")
+    p.add_argument("kind", choices=list(TRAIN_KINDS))
+    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N; answerer: SeViLA's k; "
+                   "reader: the selection budget k")
     p.add_argument("--variant", help="student: a key of `variants` in params.yaml")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="accuracy per type, key-frame recall, chosen frames of one variant")
-    p.add_argument("--variant", required=True, help="uniform_<N>f, a student variant, or sevila_<k>f")
+    p.add_argument("--variant", required=True, help="a model of params.yaml: uniform_<N>f, a student variant, "
+                   "sevila_<k>f, sevila_4f_uniform_answerer")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("sevila", help="sevila_<k>f: SeViLA's k-frame Answerer with the trained Localizer")
     p.add_argument("--frames", type=int, required=True, help="k, one of sevila.frames")
+    p.add_argument("--uniform-answerer", action="store_true",
+                   help="the ablation sevila_4f_uniform_answerer: the uniform-trained Answerer reads the Localizer's frames")
     p.set_defaults(func=cmd_sevila)
     p = sub.add_parser("scores", help="per-frame relevance scores of val/test from one source (selection.scorers)")
     p.add_argument("--source", required=True, help="backbone (its image-text match), sevila_<k>f or a ViLA variant")
     p.set_defaults(func=cmd_scores)
-    p = sub.add_parser("select", help="one selector's k frames per test question, read by the uniform-k teacher")
+    p = sub.add_parser("select", help="one selector's k frames per test question, read by the shared reader_<k>f")
     p.add_argument("--selector", required=True, help="one of selection.selectors")
     p.add_argument("--frames", type=int, required=True, help="k, one of selection.frames")
     p.set_defaults(func=cmd_select)

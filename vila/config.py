@@ -86,11 +86,26 @@ def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
     return {**params, "seed": seed, "study_seed": seed}
 
 
+# Which evaluate stage reads each kind of model (its dependencies differ: a student's fast selector reads frames).
+EVALUATE_STAGE = {"teacher": "evaluate_teacher", "student": "evaluate_student", "sevila": "evaluate_sevila",
+                  "sevila_uniform_answerer": "evaluate_sevila_uniform_answerer"}
+SEVILA_LABELS_FROM = 4  # SeViLA's k: the uniform-trained Answerer that labels frames reads 4 (vila/sevila.py)
+
+
+def model_kinds(params: dict[str, Any]) -> dict[str, str]:
+    """Every model the DAG trains and evaluates, in table order, with its kind (EVALUATE_STAGE's keys): the uniform
+    teachers, the ViLA student variants, SeViLA at each k, and the ablation SeViLA with the uniform-trained
+    Answerer."""
+    kinds = {f"uniform_{n}f": "teacher" for n in params["train"]["teacher"]["frames"]}
+    kinds |= {v: "student" for v in params["variants"]}
+    kinds |= {f"sevila_{k}f": "sevila" for k in params["sevila"]["frames"]}
+    kinds[f"sevila_{SEVILA_LABELS_FROM}f_uniform_answerer"] = "sevila_uniform_answerer"
+    return kinds
+
+
 def model_names(params: dict[str, Any]) -> list[str]:
-    """Every model the DAG trains and evaluates, in table order: the uniform teachers, the ViLA student variants,
-    SeViLA at each k."""
-    return ([f"uniform_{n}f" for n in params["train"]["teacher"]["frames"]] + list(params["variants"])
-            + [f"sevila_{k}f" for k in params["sevila"]["frames"]])
+    """Every model the DAG trains and evaluates, in table order (model_kinds)."""
+    return list(model_kinds(params))
 
 
 def cross_field_errors(params: dict[str, Any]) -> list[str]:
@@ -125,12 +140,13 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
     for k in params["sevila"]["frames"]:
         if k > frames:
             errors.append(f"sevila.frames: {k} key frames exceed data.frames ({frames}) sampled")
-    if 4 not in params["sevila"]["frames"]:
-        errors.append("sevila.frames: must include 4 (the 4-frame Answerer labels the frames the Localizer learns from)")
-    clash = set(params["variants"]) & set(model_names(params)[: len(params["train"]["teacher"]["frames"])] +
-                                          [f"sevila_{k}f" for k in params["sevila"]["frames"]])
+    if SEVILA_LABELS_FROM not in params["sevila"]["frames"]:
+        errors.append(f"sevila.frames: must include {SEVILA_LABELS_FROM} (the {SEVILA_LABELS_FROM}-frame Answerer "
+                      "labels the frames the Localizer learns from)")
+    others = {name for name, kind in model_kinds(params).items() if kind != "student"}
+    clash = set(params["variants"]) & (others | {f"reader_{k}f" for k in params["selection"]["frames"]})
     if clash:
-        errors.append(f"variants: {sorted(clash)} is the name of a teacher or SeViLA model")
+        errors.append(f"variants: {sorted(clash)} is the name of a teacher, SeViLA or reader model")
     errors += selection_errors(params)
     if params["seed"] in params["seeds_study"]:
         errors.append(f"seeds_study: lists seed {params['seed']}; the study's other seeds only (seed's own models are "
@@ -150,9 +166,11 @@ def selection_errors(params: dict[str, Any]) -> list[str]:
     from vila.selection import score_source
 
     sel, errors = params["selection"], []
+    frames = params["data"]["frames"]
     for k in sel["frames"]:
-        if k not in params["train"]["teacher"]["frames"]:
-            errors.append(f"selection.frames: {k} needs its answerer, uniform_{k}f, in train.teacher.frames")
+        if k > frames or frames % k:
+            errors.append(f"selection.frames: {k} does not divide data.frames ({frames}) into equal intervals (the "
+                          "reader's uniform frame sets)")
     models = {"backbone", *model_names(params)}
     for source in sel["scorers"]:
         if source not in models:

@@ -51,8 +51,33 @@ def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict"
     return np.concatenate(preds), np.concatenate(chosen)
 
 
-def accuracy(model: Any, batcher: Batcher, batch_size: int) -> float:
-    preds, _ = predict(model, batcher, batch_size, desc="validate")
+@torch.no_grad()
+def frame_scores(model: Any, batcher: Batcher, batch_size: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """([n, T] a selecting model's own per-frame scores: the Frame-Prompter's gate, or SeViLA's Localizer "yes"
+    logit; [n, K] the frames it chooses), from the feature cache (the fast design's Prompter reads the decoded
+    frames' patch embeddings)."""
+    from vila.models.modeling import ForwardPass
+
+    model.eval()
+    dev = next(model.parameters()).device
+    scores, chosen = [], []
+    n = len(batcher.qa)
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
+        idx = np.arange(start, min(n, start + batch_size))
+        b = to_device(batcher.batch(idx, None, features=True, frames=model.selects_before_vit), dev)
+        p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"],
+                        frames=b.get("frames"), vit_tokens=b["vit_tokens"], localizer_ids=b.get("localizer_ids"),
+                        localizer_mask=b.get("localizer_mask"))
+        with autocast(dev):
+            model.step_select(p)
+        scores.append(p.scores.float().cpu().numpy())
+        chosen.append(p.chosen.cpu().numpy())
+    return np.concatenate(scores), np.concatenate(chosen)
+
+
+def accuracy(model: Any, batcher: Batcher, batch_size: int, read: np.ndarray | None = None) -> float:
+    """Overall accuracy (the validation figure every training run converges on); `read`: see predict."""
+    preds, _ = predict(model, batcher, batch_size, desc="validate", read=read)
     return float((preds == batcher.labels.numpy()).mean())
 
 

@@ -67,12 +67,21 @@ class Paths:
     def pseudo_labels(self) -> Path:  # pseudolabel: SeViLA's per-frame yes/no labels of the training questions
         return self._seeded(Path("work") / self.dataset) / "pseudo_labels"
 
+    @property
+    def localized(self) -> Path:  # localize: SeViLA's trained Localizer's frame scores of the train and val questions
+        return self._seeded(Path("work") / self.dataset) / "localized"
+
     def checkpoints(self, run: str) -> Path:  # resumable training state (not a stage output)
         return self._seeded(Path("work") / self.dataset) / "checkpoints" / run
 
     def model(self, name: str) -> Path:
         root = Path("models") / self.dataset
         return root / name if name in SHARED_MODELS else self._seeded(root) / name
+
+    def reader(self, k: int) -> Path:
+        """The selection study's shared answerer for budget k: outside models/<dataset>/, which Table 1's report and
+        speed stages read whole (a reader there would make them stale after a selection run)."""
+        return Path("models") / "selection" / self.dataset / f"reader_{k}f"
 
     @property
     def results(self) -> Path:  # the default seed's: speed.json and metrics.json live here

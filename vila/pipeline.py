@@ -5,7 +5,8 @@ vila/stages/<name>.py). tests/test_pipeline.py checks, through each tool's own r
 DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
 
 Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
-of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of seeds_study). Params are listed as finely
+of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of seeds_study), {budget} (each k of
+selection.frames), {scorer} and {selector} (selection.scorers, selection.selectors). Params are listed as finely
 as each stage reads them, so DVC reruns only what a changed key can affect.
 
 The seed study is derived from the same list: every stage marked `seeded` (what a training seed changes: the
@@ -31,14 +32,16 @@ import yaml
 
 from vila.paths import study_root
 
-OPTIM_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "patience",
-              "max_steps", "checkpoint_every")
+OPTIM_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "max_steps",
+              "checkpoint_every")
+CONVERGENCE = "train.convergence"  # the one convergence rule every training stage reads
 STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
                 "released_teacher_qformer", "tau", "noisy_eval", "prompter_lr")
 ROOT = Path(__file__).resolve().parents[1]
-# What a uniform-frame fine-tuning reads (the teachers and SeViLA's Answerers: train_models.fit_uniform)
-UNIFORM_FINETUNE_PARAMS = ("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora",
-                           "evaluate.batch_size", *(f"train.teacher.{k}" for k in OPTIM_KEYS))
+# What a fine-tuning of the backbone into a frame reader reads (the teachers, SeViLA's Answerers, the selection
+# study's readers: train_models.fit_reader)
+READER_PARAMS = ("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora",
+                 "evaluate.batch_size", CONVERGENCE, *(f"train.teacher.{k}" for k in OPTIM_KEYS))
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
           threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("teacher", "vila train teacher --frames {frames}",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=UNIFORM_FINETUNE_PARAMS,
+          params=READER_PARAMS,
           outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("reweight", "vila reweight",
@@ -114,7 +117,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("student", "vila train student --variant {variant}",
           deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
-                  "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
+                  CONVERGENCE, "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
           outs=("models/{dataset}/{variant}",), foreach="variant",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
@@ -130,34 +133,58 @@ STAGES: tuple[Stage, ...] = (
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    Stage("answerer", "vila train answerer --frames {keyframes}",
+    Stage("uniform_answerer", "vila train uniform-answerer",
           deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=UNIFORM_FINETUNE_PARAMS,
-          outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
+          params=READER_PARAMS,
+          outs=("models/{dataset}/sevila_answerer_uniform_4f",),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("pseudolabel", "vila pseudolabel",
           help="SeViLA's self-refinement labels: each frame of each training question read alone by the Answerer",
-          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/features",
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone", "work/{dataset}/features",
                 "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "evaluate.batch_size"),
           outs=("work/{dataset}/pseudo_labels",),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("localizer", "vila train localizer",
-          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/backbone", "work/{dataset}/pseudo_labels",
-                "work/{dataset}/features", "work/{dataset}/frames"),
-          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "sevila.localizer"),
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone",
+                "work/{dataset}/pseudo_labels", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
+                  "sevila.localizer"),
           outs=("models/{dataset}/sevila_localizer",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("localize", "vila localize",
+          help="SeViLA's trained Localizer scores every frame of every train and val question (its Answerers' frames)",
+          deps=("models/{dataset}/sevila_localizer", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("cpu_isa", "threads.train", "evaluate.batch_size"),
+          outs=("work/{dataset}/localized",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("answerer", "vila train answerer --frames {keyframes}",
+          deps=("models/{dataset}/backbone", "work/{dataset}/localized", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=READER_PARAMS,
+          outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("sevila", "vila sevila --frames {keyframes}",
           deps=("models/{dataset}/sevila_answerer_{keyframes}f", "models/{dataset}/sevila_localizer"),
           params=("data.frames",),
           outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
           threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("sevila_uniform_answerer", "vila sevila --frames 4 --uniform-answerer",
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/sevila_localizer"),
+          params=("data.frames",),
+          outs=("models/{dataset}/sevila_4f_uniform_answerer",),
+          threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
     Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
           deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/features", "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("evaluate_sevila_uniform_answerer", "vila evaluate --variant sevila_4f_uniform_answerer",
+          deps=("models/{dataset}/sevila_4f_uniform_answerer", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/sevila_4f_uniform_answerer.json",),
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("speed", "vila speed",
           help="latency, breakdown, FLOPs and memory of every variant, in one process",
@@ -229,21 +256,28 @@ STUDY_STAGES: tuple[Stage, ...] = (
     *(study_twin(st, _seeded_outputs(STAGES)) for st in STAGES if st.seeded),
     Stage("seeds", "vila seeds",
           help="the seed study: every seed's figures, mean and sd across seeds, each claim's verdict at every seed",
-          deps=("results/{dataset}/eval", "results/{dataset}/comparisons.json", "study/seeds"),
-          params=("seed", "seeds_study", "evaluate.split"),
+          deps=("results/{dataset}/eval", "results/{dataset}/comparisons.json", "study/seeds",
+                "work/{dataset}/dataset"),
+          params=("seed", "seeds_study", "evaluate.split", "compare"),
           outs=("reports/seeds.html",), results=("study/results/{dataset}/comparisons.json",),
           notebooks=("notebooks/seeds.ipynb",), resources=(("mem_mb", 4000), ("runtime", 10))),
 )
 # The selection study (vila/selector_study.py): one answerer, every selector. Snakemake: `reproduce_selection`;
 # DVC: selection/dvc.yaml, apart from dvc.yaml for the same reason as the seed study's.
 SELECTION_STAGES: tuple[Stage, ...] = (
+    Stage("reader", "vila train reader --frames {budget}",
+          deps=("models/{dataset}/backbone", "models/{dataset}/vila_init", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=(*READER_PARAMS, "selection.random_seed"),
+          outs=("models/selection/{dataset}/reader_{budget}f",), foreach="budget",
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("scores", "vila scores --source {scorer}",
           deps=("models/{dataset}/{scorer}", "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
           params=("cpu_isa", "threads.evaluate", "evaluate.batch_size"),
           outs=("work/{dataset}/scores/{scorer}.npz",), results=("results/{dataset}/scores/{scorer}.json",),
           foreach="scorer", threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("select", "vila select --selector {selector} --frames {budget}",
-          deps=("models/{dataset}/uniform_{budget}f", "work/{dataset}/scores", "results/{dataset}/scores",
+          deps=("models/selection/{dataset}/reader_{budget}f", "work/{dataset}/scores", "results/{dataset}/scores",
                 "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
           params=("seed", "cpu_isa", "threads.evaluate", "data.frames", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample", "selection"),
@@ -252,8 +286,9 @@ SELECTION_STAGES: tuple[Stage, ...] = (
     Stage("selection", "vila selection",
           help="the selection study's report: every selector read by one answerer, its recall and its cost",
           deps=("results/{dataset}/selection", "results/{dataset}/scores", "results/{dataset}/speed.json",
-                "results/{dataset}/eval", "work/{dataset}/dataset", "work/{dataset}/frames"),
-          params=("dataset", "data.frames", "selection"),
+                "results/{dataset}/eval", "models/selection/{dataset}", "work/{dataset}/dataset",
+                "work/{dataset}/frames"),
+          params=("dataset", "data.frames", "selection", "compare", "train.convergence"),
           outs=("reports/selection.html",), notebooks=("notebooks/selection.ipynb",),
           resources=(("mem_mb", 4000), ("runtime", 10))),
 )

@@ -127,13 +127,15 @@ def seeds_models_table(summary: dict[str, Any], names: list[str]) -> pd.DataFram
 
 
 def seeds_claims_table(summary: dict[str, Any]) -> pd.DataFrame:
-    """Each claim: the paired difference and interval at every seed, the mean +- sd, one verdict across seeds."""
+    """Each claim: the paired difference and interval at every seed, their mean +- sd, and the verdict across seeds
+    from the pooled evidence (the mean difference with its two-level bootstrap interval)."""
     rows = []
     for c in summary["claims"]:
         row = {"claim": c["claim"], "comparison": f"{c['a']} - {c['b']} ({c['metric']})"}
         for s, diff in c["seeds"].items():
             row[f"seed {s}"] = f"{interval_text(diff, c['seed_ci95'][s])}: {c['seed_verdicts'][s]}"
         row["mean +- sd"] = f"{100 * c['diff_mean']:+.1f} +- {fmt(c['diff_sd'])}"
+        row["pooled [95% CI, seeds then questions]"] = interval_text(c["pooled_diff"], c["pooled_ci95"])
         row["verdict across seeds"] = c["verdict"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -157,29 +159,33 @@ def speed_verdict(measured: float | None, paper: float) -> str:
 
 
 def claims_table(comparisons: dict[str, Any] | None, speed: dict[str, Any] | None, paper: dict[str, Any]) -> pd.DataFrame:
-    """Per claim (vila/compare.py's CLAIMS): the paper's SeViLA -> ViLA figures, the measured difference against
-    sevila_4f with its 95% paired bootstrap interval and verdict, the measured speed-up and its verdict, and the
-    FLOPs ratio at Flan-T5-XL size (machine-independent)."""
+    """Per claim (vila/compare.py's CLAIMS: the paper's against SeViLA, the equal-budget ones, the SeViLA ablation):
+    the paper's figures where it states them, the measured difference with its 95% paired bootstrap interval and
+    verdict, and for the paper's claims the measured speed-up with its verdict and the FLOPs ratio at Flan-T5-XL
+    size (machine-independent)."""
     from vila.compare import CLAIMS
 
     measured = {c["claim"]: c for c in (comparisons or {}).get("claims", [])}
     xl = (speed or {}).get("flops", {}).get("flant5xl", {})
     rows = []
     for c in CLAIMS:
-        bench, col = c["paper"]
-        sev, vil = paper.get("sevila", {}).get(bench, {}).get(col), paper.get("vila", {}).get(bench, {}).get(col)
+        sev = vil = None
+        if "paper" in c:
+            bench, col = c["paper"]
+            sev, vil = paper.get("sevila", {}).get(bench, {}).get(col), paper.get("vila", {}).get(bench, {}).get(col)
         m = measured.get(c["claim"])
         su = m["speedup"] if m else None
-        ratio = xl["sevila_4f"] / xl[c["a"]] if "sevila_4f" in xl and c["a"] in xl else None
+        ratio = xl[c["b"]] / xl[c["a"]] if c.get("paper_speedup") and c["b"] in xl and c["a"] in xl else None
         rows.append({
             "claim": c["claim"],
+            "group": c["group"],
             "paper: SeViLA -> ViLA": NA if sev is None or vil is None else f"{sev:.1f} -> {vil:.1f} ({vil - sev:+.1f})",
-            "measured": f"{c['a']} - sevila_4f ({c['metric']})",
+            "measured": f"{c['a']} - {c['b']} ({c['metric']})",
             "difference, points [95% CI]": interval_text(m["diff"], m["ci95"]) if m else NA,
             "accuracy verdict": m["verdict"] if m else NA,
             "test questions for +-2 points": str(m["n_for_half_width_2pt"]) if m and "n_for_half_width_2pt" in m else NA,
-            "speed-up vs sevila_4f (CPU)": f"{su:.2f}x" if su else NA,
-            "speed verdict": speed_verdict(su, c["paper_speedup"]),
+            "speed-up vs b (CPU)": f"{su:.2f}x" if su else NA,
+            "speed verdict": speed_verdict(su, c["paper_speedup"]) if c.get("paper_speedup") else NA,
             "FLOPs ratio (flant5xl)": f"{ratio:.2f}x" if ratio else NA,
         })
     return pd.DataFrame(rows).set_index("claim")
@@ -304,6 +310,36 @@ def selection_table(params: dict[str, Any], results: Path, speed: dict[str, Any]
     return pd.DataFrame(rows).set_index(["k", "selector"])
 
 
+def selection_pairs_table(params: dict[str, Any], results: Path, items: list[dict[str, Any]], k: int) -> pd.DataFrame:
+    """Every pair of selectors at budget k, read by the same answerer on the same test questions: the paired
+    difference of the mean-of-types accuracy (row minus column) with its 95% bootstrap interval (compare.resamples,
+    compare.seed); * marks a difference whose interval excludes zero (resolved)."""
+    from vila.compare import answered_by_all, correctness
+    from vila.stats import Resamples
+
+    selected = load_selection(results)
+    evals = {sel: selected[f"select_{sel}_{k}f"] for sel in params["selection"]["selectors"]
+             if f"select_{sel}_{k}f" in selected}
+    if len(evals) < 2:
+        return pd.DataFrame({"selector": [NA]}).set_index("selector")
+    common = answered_by_all(evals, items)
+    metric = "mean" if len({it.get("type") for it in common}) > 1 else "overall"
+    boot = Resamples([str(it.get("type", "all")) for it in common], params["compare"]["resamples"],
+                     params["compare"]["seed"])
+    right = {sel: correctness(ev, common) for sel, ev in evals.items()}
+    table: dict[str, dict[str, str]] = {}
+    names = list(evals)
+    for i, a in enumerate(names):
+        table[a] = {}
+        for b in names:
+            if names.index(b) <= i:
+                table[a][b] = ""
+                continue
+            diff, ci = boot.paired(right[a], right[b], metric)
+            table[a][b] = interval_text(diff, list(ci)) + (" *" if ci[0] > 0 or ci[1] < 0 else "")
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
 def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
     """Accuracy against key-frame recall, one panel per k; oracle and uniform drawn as the bounds."""
     import matplotlib.pyplot as plt
@@ -321,7 +357,7 @@ def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
                 ax.axhline(y, color="grey", ls="--" if selector == "oracle" else ":", lw=1)
             ax.scatter([x], [y], s=50, zorder=3)
             ax.annotate(selector, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_title(f"k = {k}: the uniform-{k} model reads each selector's frames", fontsize=9)
+        ax.set_title(f"k = {k}: reader_{k}f reads each selector's frames", fontsize=9)
         ax.set_xlabel("key-frame recall")
         ax.set_ylabel("accuracy, mean of types (%)")
         ax.grid(alpha=0.3)
@@ -415,27 +451,70 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     return fig
 
 
-def training_curves_figure(params: dict[str, Any], paths: Paths) -> Any:
+def trained_models(params: dict[str, Any]) -> list[str]:
+    """Every model the DAG trains with validation, in table order (sevila_<k>f are assembled from trained parts)."""
+    from vila.config import model_kinds
+
+    trained = [n for n, kind in model_kinds(params).items() if kind in ("teacher", "student")]
+    return [*trained, "sevila_answerer_uniform_4f", "sevila_localizer",
+            *(f"sevila_answerer_{k}f" for k in params["sevila"]["frames"])]
+
+
+def load_training_metrics(params: dict[str, Any], paths: Paths, selection: bool = False) -> dict[str, dict[str, Any]]:
+    """name -> metrics.json of every trained model of Table 1 that exists (selection: the selection study's readers)."""
+    dirs = {f"reader_{k}f": paths.reader(k) for k in params["selection"]["frames"]} if selection else \
+        {name: paths.model(name) for name in trained_models(params)}
+    return {name: json.loads((d / "metrics.json").read_text()) for name, d in dirs.items() if (d / "metrics.json").exists()}
+
+
+def training_curves_figure(params: dict[str, Any], paths: Paths, selection: bool = False) -> Any:
+    """One panel per trained model: validation accuracy per epoch, its smoothed curve (the convergence rule's), the
+    best epoch kept, and the verdict of the rule in the title (NOT CONVERGED in red)."""
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
-    sevila_parts = [*(f"sevila_answerer_{k}f" for k in params["sevila"]["frames"]), "sevila_localizer"]
-    for name in [*variant_order(params), *sevila_parts]:  # sevila_<k>f are assembled, not trained
-        base = paths.model(name) / "dvclive" / "plots" / "metrics"
-        loss, acc = base / "train" / "loss.tsv", base / "val" / "accuracy.tsv"
-        if loss.exists():
-            df = pd.read_csv(loss, sep="\t")
-            a1.plot(df["step"] + 1, df["loss"], label=name)
-        if acc.exists():
-            df = pd.read_csv(acc, sep="\t")
-            a2.plot(df["step"] + 1, 100 * df["accuracy"], label=name)
-    a1.set_title("training loss (epoch mean)")
-    a2.set_title("validation accuracy (%)")
-    for ax in (a1, a2):
-        ax.set_xlabel("epoch")
+    metrics = load_training_metrics(params, paths, selection)
+    if not metrics:
+        return None
+    cols = 4
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, (name, m) in zip(axes.flat, metrics.items(), strict=False):
+        curve = m.get("val_curve") or [h["val_accuracy"] for h in m.get("history", [])]
+        epochs = np.arange(1, len(curve) + 1)
+        ax.plot(epochs, 100 * np.array(curve, dtype=float), "o-", ms=3, lw=1, label="val accuracy")
+        if m.get("smoothed_val_curve"):
+            ax.plot(epochs, 100 * np.array(m["smoothed_val_curve"], dtype=float), "-", lw=2, alpha=0.6, label="smoothed")
+        if m.get("best_epoch", -1) > 0 and curve:
+            ax.axvline(m["best_epoch"], color="grey", ls=":", lw=1)
+        ok = m.get("converged")
+        ax.set_title(f"{name}: " + ("converged" if ok else f"NOT CONVERGED ({m.get('stopped_by', NA)})"),
+                     fontsize=8, color="black" if ok else "red")
         ax.grid(alpha=0.3)
-    a2.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7)
+    fig.supxlabel("epoch", fontsize=9)
+    fig.supylabel("validation accuracy (%)", fontsize=9)
+    fig.tight_layout()
     return fig
+
+
+def convergence_table(params: dict[str, Any], paths: Paths, selection: bool = False) -> pd.DataFrame:
+    """Per trained model: the convergence rule's verdict, what stopped it, best and last epoch, best val accuracy."""
+    rows = []
+    metrics = load_training_metrics(params, paths, selection)
+    names = [f"reader_{k}f" for k in params["selection"]["frames"]] if selection else trained_models(params)
+    for name in names:
+        m = metrics.get(name)
+        if m is None:
+            rows.append({"model": name, **dict.fromkeys(("converged", "stopped by", "best epoch", "epochs run",
+                                                         "best val acc %", "steps", "seconds"), NA)})
+            continue
+        rows.append({"model": name, "converged": "yes" if m.get("converged") else "NO",
+                     "stopped by": m.get("stopped_by", NA), "best epoch": m["best_epoch"], "epochs run": m["epochs_run"],
+                     "best val acc %": fmt(m["best_val_accuracy"]), "steps": m["steps"], "seconds": m["seconds"]})
+    return pd.DataFrame(rows).set_index("model")
 
 
 # ---- provenance ----
@@ -443,7 +522,7 @@ STAGE_PARAMS = {
     "table1": ["dataset", "seed", "train", "variants", "sevila", "evaluate", "speed"],
     "table2": ["dataset", "seed", "train.teacher", "variants", "evaluate"],
     "speed": ["speed", "variants", "sevila.frames", "train.teacher.frames", "data.frames"],
-    "training": ["train", "variants", "sevila", "backbone"],
+    "training": ["train", "variants", "sevila", "backbone", "selection.frames"],
 }
 
 

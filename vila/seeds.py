@@ -3,11 +3,12 @@
 Every model the comparisons use is trained and evaluated at `seed` (Table 1's models) and at each of
 `seeds_study` (under study/seeds/<seed>/, the same stages at `--seed`). For each model: accuracy at every seed,
 mean and sample sd across seeds; for every comparison, each seed's paired difference; for each claim of
-compare.CLAIMS, the difference, its 95% interval and the verdict at every seed, and one verdict across seeds:
-"holds" only when it holds at every seed, "does not hold" only when it fails at every seed (the interval
-excludes zero the other way), otherwise "inconclusive". Written to study/results/<dataset>/comparisons.json in
-the comparisons contract (the default seed's comparisons, with `seeds` filled in and the verdicts across seeds),
-so a check reads one file; reports/seeds.html renders it.
+compare.CLAIMS, the difference, its 95% interval and the verdict at every seed, and one verdict across seeds from
+the pooled evidence: the mean over seeds of the paired difference, with a 95% two-level bootstrap interval
+(resample the seeds, then the test questions; stats.Resamples.pooled), and the verdict of that interval. (A rule
+such as "holds at every seed" gets stricter the more seeds one runs; the pooled interval gets narrower.) Written
+to study/results/<dataset>/comparisons.json in the comparisons contract (the default seed's comparisons, with
+`seeds` filled in and the verdicts across seeds), so a check reads one file; reports/seeds.html renders it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from vila.compare import answered_by_all, correctness
 from vila.io import read_json, write_json
 from vila.paths import Paths
+from vila.stats import Resamples, verdict
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +35,16 @@ def seed_paths(params: dict[str, Any], seed: int) -> Paths:
     return Paths.from_params(params).for_seed(None if seed == params["seed"] else seed)
 
 
-def across_seeds(verdicts: list[str]) -> str:
-    """One verdict from every seed's: unanimous or inconclusive."""
-    if verdicts and all(v == "holds" for v in verdicts):
-        return "holds"
-    if verdicts and all(v == "does not hold" for v in verdicts):
-        return "does not hold"
-    return "inconclusive"
-
-
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (None for one value)."""
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
 
 
-def summarise(per_seed: dict[int, dict[str, Any]], first: int) -> dict[str, Any]:
+def summarise(per_seed: dict[int, dict[str, Any]], first: int, items: list[dict[str, Any]], resamples: int,
+              boot_seed: int) -> dict[str, Any]:
     """per_seed: seed -> {"evals": name -> eval JSON, "comparisons": that seed's comparisons.json}; `first`: the
-    default seed, whose comparisons the result extends."""
+    default seed, whose comparisons the result extends; items: the split's annotations (the pooled intervals)."""
     seeds = [first, *sorted(s for s in per_seed if s != first)]
     out = copy.deepcopy(per_seed[first]["comparisons"])
     names = sorted(set.intersection(*(set(r["evals"]) for r in per_seed.values())))
@@ -67,6 +62,10 @@ def summarise(per_seed: dict[int, dict[str, Any]], first: int) -> dict[str, Any]
     for c in out["comparisons"]:
         key = (c["a"], c["b"], c["metric"])
         c["seeds"] = {str(s): index[s][key]["diff"] for s in seeds if key in index[s]}
+    # every seed's answers to the questions every model of every seed answered
+    evals = {(s, n): per_seed[s]["evals"][n] for s in seeds for n in names}
+    common = answered_by_all({f"seed {s}/{n}": ev for (s, n), ev in evals.items()}, items)
+    boot = Resamples([str(it.get("type", "all")) for it in common], resamples, boot_seed)
     claims_at = {s: {c["claim"]: c for c in per_seed[s]["comparisons"]["claims"]} for s in seeds}
     for claim in out["claims"]:
         missing = [s for s in seeds if claim["claim"] not in claims_at[s]]
@@ -74,10 +73,14 @@ def summarise(per_seed: dict[int, dict[str, Any]], first: int) -> dict[str, Any]
             raise ValueError(f"comparisons.json of seed(s) {missing}: no claim {claim['claim']!r}; rerun their compare")
         at = {s: claims_at[s][claim["claim"]] for s in seeds}
         mean, sd = mean_sd([c["diff"] for c in at.values()])
+        a = np.stack([correctness(evals[s, claim["a"]], common) for s in seeds])
+        b = np.stack([correctness(evals[s, claim["b"]], common) for s in seeds])
+        pooled, ci = boot.pooled(a, b, claim["metric"], seed=boot_seed)
         claim.update(seeds={str(s): c["diff"] for s, c in at.items()},
                      seed_ci95={str(s): c["ci95"] for s, c in at.items()},
                      seed_verdicts={str(s): c["verdict"] for s, c in at.items()},
-                     diff_mean=mean, diff_sd=sd, verdict=across_seeds([c["verdict"] for c in at.values()]))
+                     diff_mean=mean, diff_sd=sd, pooled_diff=pooled, pooled_ci95=list(ci), verdict=verdict(ci),
+                     verdict_rule="the pooled 95% two-level bootstrap interval (seeds, then questions) excludes zero")
     return {**out, "seeds_study": seeds, "models": models}
 
 
@@ -92,8 +95,11 @@ def load_seed(params: dict[str, Any], seed: int) -> dict[str, Any]:
 
 def run(params: dict[str, Any]) -> None:
     paths = Paths.from_params(params)
-    summary = summarise({s: load_seed(params, s) for s in study_seeds(params)}, params["seed"])
+    items = read_json(paths.annotations(params["evaluate"]["split"]))
+    summary = summarise({s: load_seed(params, s) for s in study_seeds(params)}, params["seed"], items,
+                        params["compare"]["resamples"], params["compare"]["seed"])
     write_json(paths.study_comparisons_json, summary)
     for c in summary["claims"]:
-        log.info("claim %r over seeds %s: %+.1f +- %s points; %s", c["claim"], summary["seeds_study"], 100 * c["diff_mean"],
-                 "n/a" if c["diff_sd"] is None else f"{100 * c['diff_sd']:.1f}", c["verdict"])
+        log.info("claim %r over seeds %s: %+.1f +- %s points, pooled %+.1f [%+.1f, %+.1f]: %s", c["claim"],
+                 summary["seeds_study"], 100 * c["diff_mean"], "n/a" if c["diff_sd"] is None else f"{100 * c['diff_sd']:.1f}",
+                 100 * c["pooled_diff"], 100 * c["pooled_ci95"][0], 100 * c["pooled_ci95"][1], c["verdict"])

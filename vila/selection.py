@@ -127,24 +127,6 @@ def _nearest_unused(position: int, used: set[int], total: int) -> int:
     raise ValueError("no unused frame left")
 
 
-def key_frame_auc(scores: np.ndarray, key_frames: list[int] | np.ndarray) -> float:
-    """How well one question's frame scores rank its key frames above the others: the probability that a key
-    frame scores higher than a non-key frame, ties counting half (the ROC AUC, Mann-Whitney's U / (n_key *
-    n_other)). 0.5 = no better than chance; nan when every frame, or none, is a key frame."""
-    scores = _finite(scores)
-    key = np.zeros(len(scores), dtype=bool)
-    idx = np.asarray(key_frames, dtype=np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= len(scores)):
-        raise ValueError(f"key frames {idx.tolist()} outside the {len(scores)} scored frames")
-    key[idx] = True
-    n_key, n_other = int(key.sum()), int((~key).sum())
-    if n_key == 0 or n_other == 0:
-        return float("nan")
-    # Every (key, other) pair compared: T is a few dozen frames, so the T^2 comparisons are cheaper than ranking.
-    diff = scores[key][:, None] - scores[~key][None, :]
-    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
-
-
 # ---- the selection study's selectors (vila/selector_study.py) and whose scores each reads ----
 BLIND = ("uniform", "random", "oracle")  # need no score: the grid, chance, and the ground truth (the ceiling)
 ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}

@@ -1,8 +1,16 @@
 """One answerer, every selector: each selector picks k of a clip's T sampled frames, and the same frozen model,
-the uniform-k teacher (`uniform_<k>f`), reads the chosen frames. Table 1 mixes, in every row, how well a variant
-selects and how well its own answerer reads what it selected; here only the selection differs.
+the reader (`reader_<k>f`), reads the chosen frames. Table 1 mixes, in every row, how well a variant selects and
+how well its own answerer reads what it selected; here only the selection differs.
 
-Two stages:
+Three stages:
+- `reader` (one job per k of selection.frames): the shared answerer, trained to read whatever frames a selector may
+  hand it: each training question, each step, is read with one of three kinds of frame set, drawn at random
+  (READ_MIX): the uniform grid (one random frame per interval, as the teachers train), k random frames, or k
+  frames drawn without replacement with probability proportional to the 32-frame teacher's frame relevance
+  (reweight's, so no ground truth: on synthqa these sets hold most key frames, and other frames beside them). A
+  uniform-trained model never sees key frames together and reads them badly; this one has seen every kind. Its val
+  questions are read with one fixed draw of the same mix; the one loop and convergence rule, train.teacher's
+  optimiser settings.
 - `scores` (one job per source of selection.scorers): a per-frame relevance score of every val and test question,
   cached in work/<dataset>/scores/<source>.npz, with its key-frame AUC in results/<dataset>/scores/<source>.json.
   Sources: `backbone`, the image-text match probability of (frame, question) from the backbone's grounding head
@@ -29,17 +37,69 @@ from vila import selection
 from vila.data.dataset import Batcher, QASplit, load_split
 from vila.data.metrics import score
 from vila.device import autocast, device, to_device
+from vila.evaluation import frame_scores
 from vila.io import atomic_file, read_json, write_json
 from vila.paths import Paths
 from vila.selection import ITM_RULES, score_source
+from vila.stats import key_frame_auc
 
 log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
 RULE_OF_SELECTOR = {"segment": "segment_argmax", "topk": "topk", "localizer": "topk"}  # a model's config.selector
 
 
+READ_MIX = ("uniform", "random", "relevant")
+
+
 def answerer_name(k: int) -> str:
-    return f"uniform_{k}f"
+    return f"reader_{k}f"
+
+
+def relevant_frames(relevance: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k distinct frames drawn with probability proportional to relevance [T] (Gumbel top-k of its log), in time
+    order; frames of zero relevance only once the others are taken."""
+    logits = np.log(np.maximum(relevance.astype(np.float64), 1e-30))
+    return np.sort(np.argsort(-(logits + rng.gumbel(size=logits.shape)), kind="stable")[:k])
+
+
+def mixed_frames(relevance: np.ndarray, k: int, rng: np.random.Generator, middles: bool = False) -> np.ndarray:
+    """[n, k] one frame set per question (relevance [n, T]), each of a kind drawn uniformly from READ_MIX.
+    middles: the uniform kind takes the intervals' middles (validation) instead of a random frame in each."""
+    from vila.data.sampling import uniform_indices
+
+    n, total = relevance.shape
+    kinds = rng.integers(0, len(READ_MIX), n)
+    grid = uniform_indices(total, k, None if middles else rng, n)
+    out = np.empty((n, k), np.int64)
+    for i, kind in enumerate(kinds):
+        if READ_MIX[kind] == "uniform":
+            out[i] = grid[i]
+        elif READ_MIX[kind] == "random":
+            out[i] = selection.random_frames(total, k, rng)
+        else:
+            out[i] = relevant_frames(relevance[i], k, rng)
+    return out
+
+
+def run_reader(params: dict[str, Any], k: int) -> None:
+    """Train the selection study's shared answerer for budget k (module docstring)."""
+    from safetensors.numpy import load_file
+
+    from vila.train_models import TARGETS_FILE, fit_reader
+
+    if k not in params["selection"]["frames"]:
+        raise ValueError(f"--frames {k}: not in selection.frames {params['selection']['frames']}")
+    paths = Paths.from_params(params)
+    targets = load_file(str(paths.model("vila_init") / TARGETS_FILE))
+    relevance, val_relevance = targets["relevance"], targets["val_relevance"]
+    n_train, n_val = len(load_split(paths, "train")), len(load_split(paths, "val"))
+    if (len(relevance), len(val_relevance)) != (n_train, n_val):
+        raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: relevance of {len(relevance)} train and "
+                         f"{len(val_relevance)} val questions, the splits have {n_train} and {n_val}; rerun reweight")
+    val_read = mixed_frames(val_relevance, k, np.random.default_rng([params["selection"]["random_seed"], k]),
+                            middles=True)
+    fit_reader(params, k, answerer_name(k), lambda idx, rng: mixed_frames(relevance[idx], k, rng), val_read,
+               out_dir=paths.reader(k))
 
 
 def candidates(selector: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,32 +141,11 @@ def itm_scores(backbone: Any, heads: Any, batcher: Batcher, batch_size: int, des
     return np.concatenate(out)
 
 
-@torch.no_grad()
-def model_scores(model: Any, batcher: Batcher, batch_size: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """([n, T] the model's own per-frame selection scores, [n, K] the frames it chooses), from the feature cache
-    (the fast design's Prompter reads the decoded frames' patch embeddings)."""
-    from vila.models.modeling import ForwardPass
-
-    model.eval()
-    dev = next(model.parameters()).device
-    scores, chosen = [], []
-    for idx in batches(len(batcher.qa), batch_size, desc):
-        b = to_device(batcher.batch(idx, None, features=True, frames=model.selects_before_vit), dev)
-        p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"],
-                        frames=b.get("frames"), vit_tokens=b["vit_tokens"], localizer_ids=b.get("localizer_ids"),
-                        localizer_mask=b.get("localizer_mask"))
-        with autocast(dev):
-            model.step_select(p)
-        scores.append(p.scores.float().cpu().numpy())
-        chosen.append(p.chosen.cpu().numpy())
-    return np.concatenate(scores), np.concatenate(chosen)
-
-
 def mean_auc(scores: np.ndarray, items: list[dict[str, Any]]) -> float | None:
     """Mean over questions of the key-frame AUC of their scores (None without key-frame annotations)."""
     if not items or "keyframes" not in items[0]:
         return None
-    aucs = [selection.key_frame_auc(s, it["keyframes"]) for s, it in zip(scores, items, strict=True)]
+    aucs = [key_frame_auc(s, it["keyframes"]) for s, it in zip(scores, items, strict=True)]
     defined = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(defined)) if defined else None
 
@@ -138,7 +177,7 @@ def run_scores(params: dict[str, Any], source: str) -> None:
                     rule=RULE_OF_SELECTOR[kind], model_frames=int(model.config.frames), reproduces_model_choice={})
         pick = rule(RULE_OF_SELECTOR[kind], {})
         for split, qa in splits.items():
-            s, own = model_scores(model, Batcher(tokenizer, qa, localizer=kind == "localizer"), bs,
+            s, own = frame_scores(model, Batcher(tokenizer, qa, localizer=kind == "localizer"), bs,
                                   f"scores {source} {split}")
             arrays[split], arrays[f"{split}_chosen"] = s, own
             ours = np.stack([pick(row, own.shape[1]) for row in s])
@@ -217,7 +256,7 @@ def run_select(params: dict[str, Any], selector: str, k: int) -> None:
     paths = Paths.from_params(params)
     total = params["data"]["frames"]
     answerer = answerer_name(k)
-    model, tokenizer = load_model(paths.model(answerer))
+    model, tokenizer = load_model(paths.reader(k))
     model.to(device())
     source = score_source(selector, k, params)
     model_rule = read_json(paths.scores_meta(source))["rule"] if source and source != "backbone" else None
@@ -249,7 +288,7 @@ def run_select(params: dict[str, Any], selector: str, k: int) -> None:
         "split": split,
         "n": len(qa),
         "accuracy": acc,
-        "checkpoint": str(paths.model(answerer)),
+        "checkpoint": str(paths.reader(k)),
         "seed": int(params["seed"]),
         "predictions": predictions,
         "answerer": answerer,

@@ -43,18 +43,40 @@ class Resamples:
     def paired(self, a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, tuple[float, float]]:
         """(accuracy(a) - accuracy(b) under `metric`, its 95% percentile interval over the resamples)."""
         diff = metric_values(a, self.types, metric) - metric_values(b, self.types, metric)
-        dr = (a.astype(np.int8) - b.astype(np.int8))[self.idx]
-        if metric == "overall":
-            boot = dr.mean(axis=1)
-        else:
-            def per_type(name: str) -> np.ndarray:
-                count = self.counts[name]
-                return np.where(count > 0, (dr * self.masks[name]).sum(axis=1) / np.maximum(count, 1), np.nan)
+        return diff, interval(self.statistic((a.astype(np.int8) - b.astype(np.int8))[self.idx], metric))
 
-            boot = np.nanmean(np.stack([per_type(n) for n in self.names]), axis=0) if metric == "mean" \
-                else per_type(metric)
-        lo, hi = np.nanpercentile(boot, [2.5, 97.5])
-        return diff, (float(lo), float(hi))
+    def statistic(self, resampled: np.ndarray, metric: str) -> np.ndarray:
+        """[resamples] the metric of per-question values already resampled by self.idx ([resamples, n])."""
+        if metric == "overall":
+            return resampled.mean(axis=1)
+
+        def per_type(name: str) -> np.ndarray:
+            count = self.counts[name]
+            return np.where(count > 0, (resampled * self.masks[name]).sum(axis=1) / np.maximum(count, 1), np.nan)
+
+        return np.nanmean(np.stack([per_type(n) for n in self.names]), axis=0) if metric == "mean" else per_type(metric)
+
+    def pooled(self, a: np.ndarray, b: np.ndarray, metric: str, seed: int) -> tuple[float, tuple[float, float]]:
+        """Over training seeds: a, b [S, n] (seed s's answers to the same n questions). (The mean over seeds of the
+        paired difference under `metric`, its 95% two-level bootstrap interval.) Each resample draws S seeds with
+        replacement, then the questions (this object's draw), and averages the drawn seeds' differences on those
+        questions. The questions are drawn once per resample for every seed: the test split is one fixed sample
+        that every seed answers, so its sampling error does not average out over seeds."""
+        d = a.astype(np.int8) - b.astype(np.int8)  # [S, n]
+        n_seeds, n = d.shape
+        diff = float(np.mean([metric_values(a[s], self.types, metric) - metric_values(b[s], self.types, metric)
+                              for s in range(n_seeds)]))
+        drawn = np.random.default_rng(seed).integers(0, n_seeds, size=(len(self.idx), n_seeds))
+        weight = np.stack([np.bincount(row, minlength=n_seeds) for row in drawn]) / n_seeds  # [R, S]
+        # each question's difference averaged over the drawn seeds (exact: every seed scores the same questions)
+        per_question = weight @ d  # [R, n]
+        return diff, interval(self.statistic(np.take_along_axis(per_question, self.idx, axis=1), metric))
+
+
+def interval(boot: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap replicates."""
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,3 +99,23 @@ def verdict(ci95: tuple[float, float], direction: float = 1.0, seed_diffs: Seque
     if hi < 0:
         return "does not hold"
     return "inconclusive"
+
+
+def key_frame_auc(scores: np.ndarray, key_frames: list[int] | np.ndarray) -> float:
+    """How well one question's frame scores rank its key frames above the others: the probability that a key
+    frame scores higher than a non-key frame, ties counting half (the ROC AUC, Mann-Whitney's U / (n_key *
+    n_other)). 0.5 = no better than chance; nan when every frame, or none, is a key frame."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or not np.isfinite(scores).all():
+        raise ValueError(f"scores: expected one finite score per frame, got shape {scores.shape}")
+    key = np.zeros(len(scores), dtype=bool)
+    idx = np.asarray(key_frames, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(scores)):
+        raise ValueError(f"key frames {idx.tolist()} outside the {len(scores)} scored frames")
+    key[idx] = True
+    n_key, n_other = int(key.sum()), int((~key).sum())
+    if n_key == 0 or n_other == 0:
+        return float("nan")
+    # Every (key, other) pair compared: T is a few dozen frames, so the T^2 comparisons are cheaper than ranking.
+    diff = scores[key][:, None] - scores[~key][None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())

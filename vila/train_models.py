@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
-from vila.training import LoadFn, LossFn, TrainSettings, train
+from vila.training import EvalFn, LoadFn, LossFn, TrainSettings, train
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +54,29 @@ def tau_at(step: int, start: float, end: float, steps: int) -> float:
 def fit_and_save(
     model: ViLAModel, tokenizer: Any, params: dict[str, Any], section: dict[str, Any], name: str,
     load_and_loss: tuple[LoadFn, LossFn], param_groups: list[dict[str, Any]], train_batcher: Batcher,
-    val_batcher: Batcher,
+    val_batcher: Batcher, val_read: np.ndarray | None = None, out_dir: Path | None = None,
+    eval_fn: EvalFn | None = None,
 ) -> None:
+    """Train by the one loop and convergence rule (train.convergence) and save models/<dataset>/<name> (or out_dir):
+    weights, metrics.json (the validation curve and `converged`), DVCLive logs. val_read [n_val, k]: the frames a
+    uniform-reading model reads of each val question (None: its uniform grid), so it is validated on the frames it
+    trains to read. eval_fn: the validation figure, if not the val questions' answer accuracy (the Localizer's)."""
     paths = Paths.from_params(params)
-    settings = TrainSettings.from_params(section, params["seed"])
+    convergence = params["train"]["convergence"]
+    settings = TrainSettings.from_params(section, convergence, params["seed"])
     # Resumable state is keyed by everything that defines this run, so a stale checkpoint is never reused.
     data = {k: v for k, v in params["data"].items() if k != "workers"}  # workers never change results
-    run_key = stable_hash({"name": name, "section": section, "seed": params["seed"], "data": data,
-                           "model": params["model"], "config": model.config.to_dict()})
+    run_key = stable_hash({"name": name, "section": section, "convergence": convergence, "seed": params["seed"],
+                           "data": data, "model": params["model"], "config": model.config.to_dict()})
     ckpt = paths.checkpoints(f"{name}-{run_key}")
     started = time.perf_counter()
     rank, world = rank_and_world()
     # Only rank 0 writes; the output folder appears (atomically) when training has finished.
-    staging = atomic_dir(paths.model(name)) if rank == 0 else contextlib.nullcontext(None)
+    staging = atomic_dir(out_dir or paths.model(name)) if rank == 0 else contextlib.nullcontext(None)
     with staging as out:
         metrics = train(
             model, param_groups, len(train_batcher.qa), *load_and_loss,
-            lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"]),
+            eval_fn or (lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"], read=val_read)),
             settings, ckpt, out / "dvclive" if out else None, desc=name, workers=params["data"]["workers"],
         )
         metrics["seconds"] = round(time.perf_counter() - started, 2)
@@ -81,8 +88,9 @@ def fit_and_save(
     barrier()
     if rank == 0:
         _remove_tree(ckpt)
-    log.info("%s: best val accuracy %.4f (epoch %d) in %.1f s", name, metrics["best_val_accuracy"],
-             metrics["best_epoch"], metrics["seconds"])
+    log.info("%s: best val accuracy %.4f (epoch %d of %d) in %.1f s; %s", name, metrics["best_val_accuracy"],
+             metrics["best_epoch"], metrics["epochs_run"], metrics["seconds"],
+             "converged" if metrics["converged"] else f"NOT converged (stopped by {metrics['stopped_by']})")
 
 
 def _remove_tree(path: Path) -> None:
@@ -97,9 +105,24 @@ def run_teacher(params: dict[str, Any], frames: int) -> None:
     fit_uniform(params, frames, f"uniform_{frames}f")
 
 
+# pick(question indices [B] into the train split, rng) -> [B, k] grid frames each question is read with
+FramePicker = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
 def fit_uniform(params: dict[str, Any], frames: int, name: str, frame_prefix: bool = False) -> None:
-    """Fine-tune the backbone on `frames` uniformly sampled frames (train.teacher's settings) into models/<name>;
-    frame_prefix: each frame's tokens preceded by `Frame {i}: ` (SeViLA's Answerer)."""
+    """Fine-tune the backbone on `frames` uniformly sampled frames (one random frame per equal interval) into
+    models/<name>; validated on the intervals' middle frames."""
+    total = params["data"]["frames"]
+    fit_reader(params, frames, name, lambda idx, rng: uniform_indices(total, frames, rng, len(idx)), None,
+               frame_prefix=frame_prefix)
+
+
+def fit_reader(params: dict[str, Any], frames: int, name: str, pick: FramePicker, val_read: np.ndarray | None,
+               frame_prefix: bool = False, out_dir: Path | None = None) -> None:
+    """Fine-tune the backbone into a model that reads `frames` given frames of the grid (train.teacher's settings,
+    the one convergence rule): each training question read with the frames `pick` hands it, each val question
+    with val_read's (None: the uniform grid's middles). frame_prefix: each frame's tokens preceded by `Frame {i}: `
+    (SeViLA's Answerer). The teachers, SeViLA's Answerers and the selection study's readers differ only in `pick`."""
     paths = Paths.from_params(params)
     check_features(paths, paths.model("backbone"))
     base, tokenizer = load_model(paths.model("backbone"))
@@ -116,9 +139,11 @@ def fit_uniform(params: dict[str, Any], frames: int, name: str, frame_prefix: bo
     augment = params["data"]["augment"] == "random_resized_crop"
     train_b = Batcher(tokenizer, load_split(paths, "train", features=not augment, frames=augment))
     val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
+    if val_read is not None and val_read.shape != (len(val_b.qa), frames):
+        raise ValueError(f"{name}: val frames of shape {val_read.shape}, expected ({len(val_b.qa)}, {frames})")
 
     def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> dict[str, torch.Tensor]:
-        frame_idx = uniform_indices(total, frames, rng, len(idx))  # drawn for the whole global batch
+        frame_idx = pick(idx, rng)  # drawn for the whole global batch
         batch = train_b.batch(idx[shard], frame_idx[shard], features=not augment, frames=augment)
         if augment:  # the frozen ViT runs on the augmented frames inside the model
             batch["frames"] = random_resized_crop(batch["frames"], rng)
@@ -128,7 +153,7 @@ def fit_uniform(params: dict[str, Any], frames: int, name: str, frame_prefix: bo
         return model(**batch).loss
 
     fit_and_save(model, tokenizer, params, params["train"]["teacher"], name, (load, loss),
-                  [{"params": trainable}], train_b, val_b)
+                 [{"params": trainable}], train_b, val_b, val_read, out_dir)
 
 
 def run_reweight(params: dict[str, Any]) -> None:
@@ -143,10 +168,15 @@ def run_reweight(params: dict[str, Any]) -> None:
     model, report = build_student_init(small, teacher, s, total, params["seed"])
     check_features(paths, paths.model("backbone"))
     train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
+    val_b = Batcher(tokenizer, load_split(paths, "val", features=True))
     model.to(device())
     distill = distill_cache_fits(model, len(train_b.qa))
-    targets = teacher_targets(model, train_b, params["evaluate"]["batch_size"], distill)
+    bs = params["evaluate"]["batch_size"]
+    targets = teacher_targets(model, train_b, bs, distill)
+    # the val questions' relevance too: the selection study's readers are validated on relevance-picked frames
+    targets["val_relevance"] = teacher_targets(model, val_b, bs, distill=False)["relevance"]
     report["teacher_targets"] = {"relevance": list(targets["relevance"].shape),
+                                 "val_relevance": list(targets["val_relevance"].shape),
                                  "distill": list(targets["distill"].shape) if distill else "computed every step (too large)"}
     with atomic_dir(paths.model("vila_init")) as out:
         save_model(model.cpu(), tokenizer, out)

@@ -1,5 +1,13 @@
 """One training loop for every stage: AdamW, linear warm-up then cosine, gradient accumulation and
-clipping, early stopping on validation accuracy, resumable checkpoints, DVCLive logging.
+clipping, one convergence rule (below), resumable checkpoints, DVCLive logging.
+
+The convergence rule, the same for every model that validates (teachers, students, SeViLA's Answerers and
+Localizer, the selection study's answerers): after each epoch the validation accuracy is averaged over the last
+`window` epochs (a 300-question val set moves a single epoch's figure by a few points either way; the first full
+window is the curve's first point); training stops when that smoothed curve has not reached a new best for
+`patience` epochs and the latest epoch is not the best single one, but never before `min_epochs` (a model may sit
+near chance for several epochs before it takes off). A run that stops so has converged; one that reaches `max_epochs` (or `max_steps`) first has not, and
+its metrics.json says so. The weights kept are those of the best single epoch.
 
 Randomness is derived from (seed, epoch, step): the data order of an epoch, the frames sampled per
 interval and the Gumbel noise of a step. A run resumed from a checkpoint therefore replays exactly
@@ -29,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainSettings:
-    epochs: int
+    max_epochs: int
     batch_size: int
     lr: float
     weight_decay: float
@@ -37,13 +45,36 @@ class TrainSettings:
     grad_accum: int
     grad_clip: float
     patience: int
+    window: int
+    min_epochs: int
     max_steps: int
     checkpoint_every: int
     seed: int
 
     @classmethod
-    def from_params(cls, section: dict[str, Any], seed: int) -> TrainSettings:
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=seed)
+    def from_params(cls, section: dict[str, Any], convergence: dict[str, Any], seed: int) -> TrainSettings:
+        """A training section of params.yaml (optimiser and batch) with the one convergence rule
+        (train.convergence: max_epochs, patience, window)."""
+        merged = {**section, **convergence}
+        return cls(**{k: merged[k] for k in cls.__dataclass_fields__ if k != "seed"}, seed=seed)
+
+
+def smoothed(values: list[float], window: int) -> list[float]:
+    """Each epoch's mean over the last `window` epochs, from the first full window on (earlier epochs: NaN, so a
+    lucky first epoch cannot stand for a best that later epochs must beat)."""
+    return [float(np.mean(values[i - window + 1: i + 1])) if i + 1 >= window else float("nan")
+            for i in range(len(values))]
+
+
+def plateaued(val: list[float], patience: int, window: int, min_epochs: int = 0) -> bool:
+    """The convergence rule (module docstring): at least `min_epochs` epochs, and the smoothed validation curve has
+    gone `patience` epochs without a new best (a best is strictly above every earlier value), and the latest epoch
+    is not the best single one. The earliest a run can stop is epoch max(min_epochs, window + patience)."""
+    curve = smoothed(val, window)
+    if len(curve) < max(window, min_epochs):
+        return False
+    since_best = len(curve) - 1 - int(np.nanargmax(curve))  # the first of equal values
+    return since_best >= patience and int(np.argmax(val)) < len(val) - 1
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -162,14 +193,14 @@ def train(
     rank, world = rank_and_world()
     dev = next(model.parameters()).device
     steps_per_epoch = max(1, math.ceil(n_train / (settings.batch_size * settings.grad_accum)))
-    total = steps_per_epoch * settings.epochs
+    total = steps_per_epoch * settings.max_epochs
     if settings.max_steps:
         total = min(total, settings.max_steps)
     opt = torch.optim.AdamW(param_groups, lr=settings.lr, weight_decay=settings.weight_decay)
     for g in opt.param_groups:
         g.setdefault("initial_lr", g["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, settings.warmup_steps, total))
-    state = {"step": 0, "epoch": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    state = {"step": 0, "epoch": 0, "best": -1.0, "best_epoch": -1, "stopped_by": None, "history": []}
     best_weights = trainable_state(model)
     resumed = _load_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
     if resumed:
@@ -183,13 +214,13 @@ def train(
         _log_live(live, rec)
     started = time.perf_counter()
     model.train()
-    done = state["step"] >= total
-    while not done and state["epoch"] < settings.epochs:
+    done = state["stopped_by"] is not None
+    while not done and state["epoch"] < settings.max_epochs:
         epoch = state["epoch"]
         order = np.random.default_rng([settings.seed, epoch]).permutation(n_train) if shuffle else np.arange(n_train)
         first = state["step"] - epoch * steps_per_epoch
         steps = EpochSteps(order, first, steps_per_epoch, settings, epoch, slice(rank, None, world), load_fn)
-        bar = tqdm(step_loader(steps, workers), total=len(steps), desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
+        bar = tqdm(step_loader(steps, workers), total=len(steps), desc=f"{desc} epoch {epoch + 1}/{settings.max_epochs}",
                    leave=False, mininterval=2.0, disable=rank != 0)
         losses: list[float] = state.setdefault("epoch_losses", [])
         for local, micro_batches in enumerate(bar, start=first):
@@ -208,10 +239,12 @@ def train(
             sched.step()
             state["step"] = gstep + 1
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
-            if state["step"] >= total:
+            if settings.max_steps and state["step"] >= settings.max_steps:
+                state["stopped_by"] = "max_steps"
                 done = True
                 break
-            if state["step"] % settings.checkpoint_every == 0 and rank == 0:
+            mid_epoch = local + 1 < steps_per_epoch  # the epoch's end is checkpointed after validation
+            if mid_epoch and state["step"] % settings.checkpoint_every == 0 and rank == 0:
                 _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
         val = None
         if eval_fn is not None:
@@ -226,19 +259,23 @@ def train(
         _log_live(live, rec)
         log.info("%s epoch %d: loss %.4f%s", desc, epoch + 1, rec["train_loss"] or float("nan"),
                  "" if val is None else f" val accuracy {val:.4f}")
-        if val is None:  # no validation: the latest weights are the best there are
-            state.update(best_epoch=epoch + 1)
+        if val is None or val > state["best"]:  # no validation: the latest weights are the best there are
+            state.update(best=-1.0 if val is None else val, best_epoch=epoch + 1)
             best_weights = trainable_state(model)
-        elif val > state["best"]:
-            state.update(best=val, best_epoch=epoch + 1, bad_epochs=0)
-            best_weights = trainable_state(model)
-        else:
-            state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        if state["bad_epochs"] >= settings.patience:
-            log.info("%s: early stop after epoch %d (best val %.4f at epoch %d)", desc, epoch + 1,
-                     state["best"], state["best_epoch"])
-            done = True
+        curve = [r["val_accuracy"] for r in state["history"]]
+        if state["stopped_by"] is None and val is not None and plateaued(curve, settings.patience, settings.window,
+                                                                         settings.min_epochs):
+            log.info("%s: converged after epoch %d (smoothed val accuracy %.4f, no new best for %d epochs; best single "
+                     "epoch %d: %.4f)", desc, epoch + 1, np.nanmax(smoothed(curve, settings.window)), settings.patience,
+                     state["best_epoch"], state["best"])
+            state["stopped_by"] = "plateau"
+        elif state["epoch"] >= settings.max_epochs and state["stopped_by"] is None:
+            state["stopped_by"] = "max_epochs"
+            if val is not None:
+                log.warning("%s: NOT converged: max_epochs %d reached while validation accuracy was still improving",
+                            desc, settings.max_epochs)
+        done = done or state["stopped_by"] is not None
         if not done and rank == 0:
             _save_checkpoint(checkpoint_dir, model, opt, sched, state, best_weights)
         barrier()
@@ -246,11 +283,20 @@ def train(
     model.eval()
     if live:
         live.end()
+    curve = [r["val_accuracy"] for r in state["history"]]
+    validated = eval_fn is not None
     return {
-        "best_val_accuracy": state["best"],
+        "best_val_accuracy": state["best"] if validated else None,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "steps": state["step"],
+        # the convergence rule and where this run ended by it (None: no validation, nothing to converge on)
+        "converged": state["stopped_by"] == "plateau" if validated else None,
+        "stopped_by": state["stopped_by"],
+        "convergence_rule": {"max_epochs": settings.max_epochs, "min_epochs": settings.min_epochs,
+                             "patience": settings.patience, "window": settings.window},
+        "val_curve": curve if validated else [],
+        "smoothed_val_curve": [None if np.isnan(v) else v for v in smoothed(curve, settings.window)] if validated else [],
         "history": state["history"],
         "train_seconds_this_run": round(time.perf_counter() - started, 2),
         "resumed": resumed,

@@ -550,7 +550,7 @@ class ViLAModel(PreTrainedModel):
             logits = self.localizer_logits(p.vit_tokens, p.qformer_ids, p.qformer_mask, p.localizer_ids,
                                            p.localizer_mask)
             p.scores = logits[..., self.config.yes_no_ids[0]]
-            p.chosen = p.scores.topk(self.config.frames, dim=-1).indices.sort(dim=-1).values
+            p.chosen = top_k_in_time_order(p.scores, self.config.frames)
             p.student_vit = torch.gather(
                 p.vit_tokens, 1, p.chosen[:, :, None, None].expand(-1, -1, *p.vit_tokens.shape[2:])
             )
@@ -627,6 +627,12 @@ class ViLAModel(PreTrainedModel):
                 out.relevance_loss = relevance_loss(p.scores, frame_relevance, self.config.frames, self.config.selector)
                 out.loss = out.loss + relevance_weight * out.relevance_loss
         return out
+
+
+def top_k_in_time_order(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """SeViLA's key frames: the k highest-scoring frames [..., T] -> [..., k], put back in time order. One definition:
+    the model's selection step and the Answerer's training frames (vila/sevila.py) both take it."""
+    return scores.topk(k, dim=-1).indices.sort(dim=-1).values
 
 
 def trace_steps(model: ViLAModel, p: ForwardPass) -> list[tuple[str, Callable[[ForwardPass], None], ForwardPass]]:

@@ -1,5 +1,5 @@
-"""Stage `answerer` (one job per k of sevila.frames): SeViLA's Answerer, fine-tuned on k uniform frames
-with `Frame {i}: ` marks."""
+"""Stage `answerer` (one job per k of sevila.frames): SeViLA's Answerer, fine-tuned on the frozen Localizer's
+top-k frames of every training question, in time order, with `Frame {i}: ` marks (its `finetune` step)."""
 
 from typing import Any
 

@@ -1,5 +1,5 @@
 """Stage `select` (one job per selector and k of selection.frames): the selector's k frames of every test
-question, read by the shared answerer (the frozen uniform-k teacher)."""
+question, read by the shared answerer (the frozen reader_<k>f)."""
 
 from typing import Any
 
