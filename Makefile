@@ -94,9 +94,10 @@ data: $(STAMP) $(PLOTS_TEMPLATE)
 
 # After Snakemake has built the outputs, `dvc commit` records them in dvc.lock (same commands, deps and
 # params, see tests/test_pipeline.py), so `dvc status` and `dvc repro` agree that nothing is stale.
-# The students wait for re_weight, which waits for the 4- and 32-frame teachers (the longest training): those
-# first, so that the other jobs fill the second core while the 32-frame teacher trains.
-FIRST = $$($(BIN)/python -c "import yaml; print('models/' + yaml.safe_load(open('params.yaml'))['dataset'] + '/vila_init')")
+# The two long chains first: the students wait for re_weight, which waits for the 32-frame teacher; SeViLA's
+# Answerers wait for its Localizer, which waits for the uniform-trained Answerer and the pseudo-labels. The other
+# jobs fill the cores around them.
+FIRST = $$($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['dataset']; print(f'models/{d}/vila_init models/{d}/sevila_localizer')")
 
 reproduce: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1
@@ -104,7 +105,7 @@ reproduce: data
 
 # The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study,
 # each seed's re_weight input (its 32-frame teacher) first, as above.
-FIRST_SEEDS = $$($(BIN)/python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(*(f'study/seeds/{s}/models/{p[\"dataset\"]}/vila_init' for s in p['seeds_study']))")
+FIRST_SEEDS = $$($(BIN)/python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(*(f'study/seeds/{s}/models/{p[\"dataset\"]}/{m}' for s in p['seeds_study'] for m in ('vila_init', 'sevila_localizer')))")
 
 reproduce-seeds: data
 	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) $(FIRST_SEEDS) reproduce_table1 reproduce_seeds
