@@ -22,7 +22,7 @@ LOCK := requirements.lock
 VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
 PLOTS_TEMPLATE := .dvc/plots-offline.html
 
-.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity reproduce-all test test-fast test-remote test-slurm lint data clean
+.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity readme pipeline-svg reproduce-all test test-fast test-remote test-slurm lint data clean
 # (the variables above are defined before this line: make expands a rule's prerequisites where it reads them)
 install: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -93,36 +93,39 @@ data: $(STAMP) $(PLOTS_TEMPLATE)
 	fi
 
 # After Snakemake has built the outputs, `dvc commit` records them in dvc.lock (same commands, deps and
-# params, see tests/test_pipeline.py), so `dvc status` and `dvc repro` agree that nothing is stale.
-# The two long chains first: the students wait for re_weight, which waits for the 32-frame teacher; SeViLA's
-# Answerers wait for its Localizer, which waits for the uniform-trained Answerer and the pseudo-labels. The other
-# jobs fill the cores around them.
-FIRST = $$($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['dataset']; print(f'models/{d}/vila_init models/{d}/sevila_localizer')")
-
+# params, see tests/test_pipeline.py), so `dvc status` and `dvc repro` agree that nothing is stale. The order in
+# which jobs start comes from the stage list (each stage's `priority`: the heads of the long chains first).
 reproduce: data
-	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1
+	$(BIN)/snakemake --profile workflow/profiles/local reproduce_table1
 	$(BIN)/dvc commit --force --quiet dvc.yaml
 
-# The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study,
-# each seed's re_weight input (its 32-frame teacher) first, as above.
-FIRST_SEEDS = $$($(BIN)/python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(*(f'study/seeds/{s}/models/{p[\"dataset\"]}/{m}' for s in p['seeds_study'] for m in ('vila_init', 'sevila_localizer')))")
-
+# The seed study (study/dvc.yaml's stages; Snakemake's reproduce_seeds): every model again at each of seeds_study.
 reproduce-seeds: data
-	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) $(FIRST_SEEDS) reproduce_table1 reproduce_seeds
+	$(BIN)/snakemake --profile workflow/profiles/local reproduce_table1 reproduce_seeds
 	$(BIN)/dvc commit --force --quiet dvc.yaml study/dvc.yaml
 
 # The selection study (selection/dvc.yaml's stages; Snakemake's reproduce_selection): every selector of
-# selection.selectors read by one answerer; it reuses Table 1's models and adds the frame scores and the select jobs.
+# selection.selectors read by one reader per k; it reuses Table 1's models and adds the readers, the frame scores
+# and the select jobs.
 reproduce-selection: data
-	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) reproduce_table1 reproduce_selection
+	$(BIN)/snakemake --profile workflow/profiles/local reproduce_table1 reproduce_selection
 	$(BIN)/dvc commit --force --quiet dvc.yaml selection/dvc.yaml
+
+# The README's picture of the DAG: Snakemake's rule graph of Table 1's target, drawn by Graphviz's dot
+# (apt-get install graphviz); tests/test_pipeline.py checks it names every rule.
+pipeline-svg: $(STAMP)
+	$(BIN)/snakemake --rulegraph dot -- reproduce_table1 | dot -Tsvg > docs/pipeline.svg
+
+# The README's "Results at a glance", regenerated from results/ (and study/results/ where the seed study ran).
+readme: $(STAMP)
+	$(BIN)/vila readme
 
 # After `make reproduce`: are the eval JSONs byte-identical to those REV's dvc.lock recorded? (make identity REV=c02ba5e)
 identity:
 	$(BIN)/python workflow/scripts/eval_identity.py $(REV)
 
 reproduce-all: data
-	$(BIN)/snakemake --profile workflow/profiles/local --prioritize $(FIRST) all
+	$(BIN)/snakemake --profile workflow/profiles/local all
 	$(BIN)/dvc commit --force --quiet dvc.yaml
 
 test: data

@@ -69,7 +69,7 @@ def make_project(path: Path, params: dict[str, Any], dvc: bool = False, study: b
     shutil.copytree(ROOT / "workflow", path / "workflow")
     shutil.copytree(ROOT / "notebooks", path / "notebooks")
     shutil.copytree(ROOT / "vila", path / "vila", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("paper-figures.yaml", "dvc.yaml"):
+    for name in ("paper-figures.yaml", "dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, path / name)
     if study:
         for pipeline in ("study", "selection"):
@@ -92,7 +92,7 @@ def make_project(path: Path, params: dict[str, Any], dvc: bool = False, study: b
 @pytest.fixture(scope="module")
 def backbone():
     """The embedded backbone at seed 0, untrained: (model, tokenizer)."""
-    from vila.backbone import embedded_backbone
+    from vila.training.backbone import embedded_backbone
 
     return embedded_backbone(0)
 

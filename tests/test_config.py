@@ -79,7 +79,7 @@ def test_a_stage_runs_torch_on_the_threads_params_names():
     """The figures depend on the thread count (float reductions), so it is a param, not the machine's core count."""
     import torch
 
-    from vila.cli import _setup
+    from vila.runtime import setup
 
     params = load_params("params.yaml")
     params["cpu_isa"] = "native"  # this process loaded torch unpinned (test_cpu.py tests the pins)
@@ -87,7 +87,7 @@ def test_a_stage_runs_torch_on_the_threads_params_names():
     try:
         for kind, count in (("train", 1), ("evaluate", 3)):
             params["threads"][kind] = count
-            _setup(params, kind)
+            setup(params, True, kind)
             assert torch.get_num_threads() == count
     finally:
         torch.set_num_threads(before)

@@ -13,8 +13,8 @@ import torch
 from tests.test_model import batch, student
 from vila.device import autocast, to_device
 from vila.models.build import freeze_for_finetuning
-from vila.train_models import place_for_training
-from vila.training import TrainSettings, train
+from vila.training.fit import place_for_training
+from vila.training.loop import TrainSettings, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -6,7 +6,7 @@ import torch
 
 from vila.models.build import derive, load_model, save_model
 from vila.models.modeling import FramePrompter, ViLAModel
-from vila.train_models import build_student_init, tau_at
+from vila.training.students import build_student_init, tau_at
 
 
 def batch(tok, n=3, frames=32, questions=None):
@@ -296,10 +296,10 @@ def test_real_instructblip_loading_path(tmp_path):
     """A tiny random InstructBLIP saved with save_pretrained loads through the real-weights path."""
     from transformers import InstructBlipForConditionalGeneration
 
-    from vila.backbone import load_instructblip
     from vila.data.synthqa import vocabulary
     from vila.models.presets import backbone_config
     from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
+    from vila.training.backbone import load_instructblip
 
     vocab = word_vocabulary(vocabulary())
     src = InstructBlipForConditionalGeneration(backbone_config("tiny", len(vocab))).eval()
@@ -386,7 +386,7 @@ def test_full_size_latency_without_a_gpu_stops_cleanly(tmp_path):
 
 
 def test_speed_times_the_variants_in_turn_after_their_warmups():
-    from vila.speed import time_call, time_interleaved
+    from vila.speed.latency import time_call, time_interleaved
 
     order: list[str] = []
     calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
@@ -412,7 +412,7 @@ def test_speed_breakdown_and_flops_run_the_forward_pass_own_steps(backbone, desi
     a change to a step (here: the LLM step replaced) reaches the breakdown and the FLOP count with no other edit."""
     from vila.models.flops import step_flops
     from vila.models.modeling import ForwardPass, trace_steps
-    from vila.speed import end_to_end, end_to_end_frames, step_calls
+    from vila.speed.latency import end_to_end, end_to_end_frames, step_calls
 
     base, tok = backbone
     model = (derive(base, frames=4, sampled_frames=32, selector=None, distill=False) if design == "uniform" else
@@ -441,3 +441,13 @@ def test_speed_breakdown_and_flops_run_the_forward_pass_own_steps(backbone, desi
     step_calls(model, b, 32)["llm"]()
     assert seen and seen[-1][1] == 4 * model.config.backbone_config.num_query_tokens
     assert step_flops(model, 20, 8)["llm"] == 0
+
+
+def test_derive_names_a_tensor_whose_shape_the_change_does_not_explain(backbone):
+    from vila.models.build import derive
+
+    model, _ = backbone
+    student = derive(model, frames=4, sampled_frames=32, selector="segment", distill=True)
+    student.query_tokens.data = student.query_tokens.data[:, :-1]  # a shape no config change explains
+    with pytest.raises(ValueError, match=r"derive: query_tokens has shape .* which the change \['frames'\]"):
+        derive(student, frames=2)

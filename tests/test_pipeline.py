@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, make_project, repo_params, run
-from vila.pipeline import ALL_STAGES, dvc_yaml_text, expand, selection_dvc_yaml_text, study_dvc_yaml_text
+from vila.config import load_params
+from vila.pipeline.dvcfile import dvc_yaml_text, selection_dvc_yaml_text, study_dvc_yaml_text
+from vila.pipeline.stages import ALL_STAGES, expand
+
+PARAMS = load_params(ROOT / "params.yaml")
 
 
 def snakemake_jobs(project: Path, targets: tuple[str, ...] = ("all", "reproduce_seeds", "reproduce_selection"),
@@ -143,3 +147,38 @@ def test_every_job_writes_its_own_log_file(project):
     assert "logs/synthqa/teacher_32.log" in names and "logs/synthqa/student_vila_4f.log" in names
     for block, name in zip(jobs, names, strict=True):
         assert re.search(rf"^Shell command: vila .* 2>&1 \| tee {re.escape(name)}$", block, re.M), name
+
+
+def test_every_stage_names_an_entry_point_that_exists():
+    """A rule's command runs its stage's entry point: each `module:function` of the stage list resolves."""
+    import importlib
+    import inspect
+
+    for stage in ALL_STAGES:
+        module, _, func = stage.entry.partition(":")
+        fn = getattr(importlib.import_module(module), func, None)
+        assert callable(fn), f"{stage.name}: {stage.entry} is not a function"
+        assert next(iter(inspect.signature(fn).parameters)) == "params", stage.entry
+
+
+def test_every_command_calls_its_entry_point_with_the_arguments_it_takes(monkeypatch):
+    """Each stage command of a job of the DAG, parsed by the CLI, reaches its stage's entry point with keyword
+    arguments that function accepts (the entry point itself replaced by a recorder; nothing runs)."""
+    import importlib
+    import inspect
+    import shlex
+
+    from vila import cli, config
+
+    calls = []
+    monkeypatch.setattr(cli, "_call", lambda target, params, **kw: calls.append((target, kw)))
+    monkeypatch.setattr("vila.runtime.setup", lambda *a, **k: None)
+    monkeypatch.setattr("vila.device.setup_distributed", lambda: None)
+    monkeypatch.setattr(config, "load_params", lambda path: PARAMS)
+    for job in expand(PARAMS, ALL_STAGES):
+        calls.clear()
+        assert cli.main(shlex.split(job["cmd"])[1:]) == 0, job["cmd"]
+        (target, kwargs), = calls
+        assert target == next(s.entry for s in ALL_STAGES if s.name == job["stage"])
+        module, _, func = target.partition(":")
+        inspect.signature(getattr(importlib.import_module(module), func)).bind(PARAMS, **kwargs)

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import smoke_params
-from vila.data import download
+from vila.data import download, preprocess
 from vila.data.video import VideoError
 from vila.paths import Paths
-from vila.stages import preprocess
 
 
 @pytest.fixture()
@@ -26,13 +25,13 @@ def dataset(tmp_path, monkeypatch):
 
 def test_bad_video_is_an_error_naming_it(dataset):
     with pytest.raises(VideoError, match=r"train_00003\.mp4.*data\.on_bad_video"):
-        preprocess.main(dataset)
+        preprocess.run(dataset)
     assert not Paths.from_params(dataset).frames_dir.exists(), "an interrupted stage left its output behind"
 
 
 def test_bad_video_skip_is_counted_and_listed(dataset):
     dataset["data"]["on_bad_video"] = "skip"
-    preprocess.main(dataset)
+    preprocess.run(dataset)
     frames = Paths.from_params(dataset).frames_dir
     skipped = json.loads((frames / "skipped.json").read_text())
     assert list(skipped["train"]) == ["train_00003"] and skipped["counts"]["train"] == 1
@@ -52,7 +51,7 @@ def test_decoding_in_worker_processes_gives_the_same_cache(dataset, tmp_path):
     caches = {}
     for workers in (0, 2):
         dataset["data"]["workers"] = workers
-        preprocess.main(dataset)
+        preprocess.run(dataset)
         caches[workers] = {p.name: p.read_bytes() for p in sorted(frames.iterdir())}
     assert caches[0] == caches[2]
 
@@ -60,4 +59,4 @@ def test_decoding_in_worker_processes_gives_the_same_cache(dataset, tmp_path):
 def test_bad_video_in_a_worker_is_still_an_error_naming_it(dataset):
     dataset["data"]["workers"] = 2
     with pytest.raises(VideoError, match=r"train_00003\.mp4.*data\.on_bad_video"):
-        preprocess.main(dataset)
+        preprocess.run(dataset)

@@ -21,13 +21,13 @@ import yaml
 
 from tests.conftest import repo_params
 from vila.cli import main
-from vila.data.convert import OFFICIAL_FILES
+from vila.data import registry
 from vila.data.dataset import clip_id
 from vila.data.video import write_clip
 
 FPS, N_FRAMES, COUNT, SIZE = 8, 80, 32, 32  # 10 s clips; data.frames 32; the tiny preset's 32x32 frames
 PROGRESS = re.compile(r"preprocess (train|val|test): decoding: +\d+%\|.*\]$")
-DATASETS = ["star", "nextqa", "tvqa", "how2qa", "vlep"]
+DATASETS = list(registry.REAL)  # every dataset read from official files
 # Clip slots: (frame size WxH, span in seconds or None). "bad" is the corrupt file, "gone" the missing one.
 # Spans: inside the clip, past its end (clamped to the last frame), and unknown (the whole video).
 GOOD = {"a": ((176, 144), (2.0, 7.5)), "b": ((96, 54), (0.5, 10.0)), "c": ((480, 270), (3.25, 6.0)),
@@ -73,7 +73,7 @@ def grey_clip(size: tuple[int, int]) -> np.ndarray:
 
 
 def write_annotations(ann: Path, dataset: str) -> None:
-    files = OFFICIAL_FILES[dataset]
+    files = registry.DATASETS[dataset].official_files
     maps = {}
     for split, slots in splits_of(dataset).items():
         name = files["val"] if split == "val" else files["train"]

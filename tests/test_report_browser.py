@@ -73,3 +73,24 @@ def test_dvc_plots_render_offline(smoke_dag: Path, tmp_path):
         page.wait_for_function("document.querySelectorAll('svg.marks, canvas.marks').length >= 2", timeout=20000)
     assert errors == []
     assert requests == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_summary_page_renders_and_links_every_rendered_report(smoke_dag: Path):
+    """reports/index.html, the page a reader opens first: its sections, a row per claim, and links that open (the
+    smoke DAG rendered every report, the seed and selection studies' too)."""
+    import json
+
+    with offline_page(smoke_dag / "reports" / "index.html") as (page, errors, requests):
+        page.wait_for_load_state("load")
+        text = page.inner_text("body")
+        for heading in ("Scope of reproducibility", "Method", "Results", "What was easy", "What was hard",
+                        "Deviations from the paper", "Cost in time"):
+            assert heading in text, heading
+        claims = json.loads((smoke_dag / "results/synthqa/comparisons.json").read_text())["claims"]
+        assert claims and all(c["claim"] in text for c in claims)
+        links = page.evaluate("[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
+        assert set(links) >= {"table1.html", "table2.html", "speed.html", "training.html", "seeds.html", "selection.html"}
+        assert all((smoke_dag / "reports" / link).exists() for link in links)
+    assert errors == []
+    assert requests == []

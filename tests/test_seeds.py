@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run
-from vila.seeds import summarise
+from vila.evaluation.seeds import summarise
 
 
 def _claim(diff: float, lo: float, hi: float, verdict: str) -> dict:

@@ -9,7 +9,7 @@ import torch
 from vila.data.dataset import Batcher, QASplit
 from vila.models.build import derive
 from vila.models.modeling import ForwardPass, ViLAModel
-from vila.sevila import label_quality, single_frame_correct
+from vila.training.sevila import label_quality, single_frame_correct
 
 T = 32
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run
-from vila.pipeline import STAGES, expand, import_closure, stage_code
-
-pytestmark = pytest.mark.slow
+from vila.pipeline.closure import import_closure, stage_code
+from vila.pipeline.stages import STAGES, expand
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +30,9 @@ def built(smoke_dag: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def snakemake_stale(project: Path) -> set[str]:
-    out = run(["snakemake", "-n", "--cores", "1", "all"], project).stdout
-    return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all"}
+def snakemake_stale(project: Path, *targets: str) -> set[str]:
+    out = run(["snakemake", "-n", "--cores", "1", *(targets or ("all",))], project).stdout
+    return set(re.findall(r"^rule (\w+):", out, re.M)) - {"all", *targets}
 
 
 def dvc_stale(project: Path) -> set[str]:
@@ -91,6 +90,7 @@ def edit(path: Path) -> None:
                      else before.replace(b'"cells": [', b'"cells" : [', 1))
 
 
+@pytest.mark.slow
 def test_editing_a_module_makes_exactly_the_stages_that_import_it_stale(built: Path):
     """Every module of vila/ and every notebook edited (a comment is enough): DVC then names, as the changed
     dependencies of each stage, exactly the edited files in that stage's closure, and Snakemake's jobs take exactly
@@ -115,6 +115,7 @@ def test_editing_a_module_makes_exactly_the_stages_that_import_it_stale(built: P
     assert all(closures.values()) and "vila/data/prompts.py" in closures["evaluate_student"]
 
 
+@pytest.mark.slow
 def test_one_edit_stales_its_stages_and_their_downstream(built: Path):
     """The end-to-end case, one module: the prompt template makes exactly its stages stale in DVC, and those
     plus what reads their outputs in Snakemake."""
@@ -132,6 +133,60 @@ def test_one_edit_stales_its_stages_and_their_downstream(built: Path):
         path.write_bytes(before)
         os.utime(path, ns=times)
     assert snakemake_stale(built) == set() and dvc_stale(built) == set()
+
+
+def edited(project: Path, rel: str, old: bytes, new: bytes) -> tuple[bytes, tuple[int, int]]:
+    path = project / rel
+    before, times = path.read_bytes(), (path.stat().st_atime_ns, path.stat().st_mtime_ns)
+    assert old in before, rel
+    path.write_bytes(before.replace(old, new, 1))
+    return before, times
+
+
+def restore(project: Path, rel: str, saved: tuple[bytes, tuple[int, int]]) -> None:
+    (project / rel).write_bytes(saved[0])
+    os.utime(project / rel, ns=saved[1])
+
+
+@pytest.mark.slow
+def test_editing_a_selection_rule_stales_only_the_selection_study(built: Path):
+    """The selection rules are the selection study's code: Table 1's DAG (DVC and Snakemake) has nothing to redo,
+    the study's jobs (its reader, scores, select jobs and report) are stale."""
+    rel = "vila/selection/rules.py"
+    saved = edited(built, rel, b"def uniform(", b"def uniform(  ")
+    try:
+        assert dvc_stale(built) == set() and snakemake_stale(built) == set()
+        assert snakemake_stale(built, "reproduce_selection") == {"reader", "scores", "select", "selection"}
+    finally:
+        restore(built, rel, saved)
+
+
+@pytest.mark.slow
+def test_editing_the_cli_stales_nothing(built: Path):
+    """vila/cli.py only parses a command line: a new help string changes no figure, so nothing reruns."""
+    rel = "vila/cli.py"
+    saved = edited(built, rel, b'help="params file (default: params.yaml)"', b'help="the params file"')
+    try:
+        assert dvc_stale(built) == set() and snakemake_stale(built, "all", "reproduce_seeds", "reproduce_selection") == set()
+    finally:
+        restore(built, rel, saved)
+
+
+@pytest.mark.slow
+def test_editing_the_training_loop_stales_every_training_stage_and_what_follows(built: Path):
+    import yaml
+
+    rel = "vila/training/loop.py"
+    saved = edited(built, rel, b"def lr_factor(", b"def lr_factor( ")
+    try:
+        own = {st.name for st in STAGES if rel in stage_code(st)}
+        assert {"backbone", "teacher", "reweight", "student", "uniform_answerer", "localizer", "answerer"} <= own
+        assert not own & {"download", "preprocess", "evaluate_teacher", "compare", "report"}
+        params = yaml.safe_load((built / "params.yaml").read_text())
+        assert dvc_stale(built) == own
+        assert snakemake_stale(built) == downstream(own, params)
+    finally:
+        restore(built, rel, saved)
 
 
 def test_the_closure_follows_imports_inside_functions_and_parent_packages(tmp_path):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from vila.compare import compare
-from vila.stats import Resamples, mcnemar_exact, metric_values, verdict
+from vila.evaluation.compare import compare
+from vila.evaluation.stats import Resamples, mcnemar_exact, metric_values, verdict
 
 
 def paired(n_a_only: int, n_b_only: int, n_both: int, n_neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def test_comparisons_follow_the_contract_and_name_each_claim():
              "sevila_4f": model(0.5, 4), "sevila_4f_uniform_answerer": model(0.4, 4), "vila_4f": model(0.9, 4),
              "vila_2f": model(0.3, 2)}
     speed = {"speedup": {"vila_4f_vs_sevila_4f": 3.5, "vila_2f_vs_sevila_4f": 4.0}}
-    out = {"dataset": "synthqa", "split": "test", **compare(evals, items, speed, {}, 10_000, 0)}
+    out = {"dataset": "synthqa", "split": "test", **compare(evals, items, speed, {}, 10_000, 0, ("uniform_32f", "sevila_4f"))}
     jsonschema.validate(out, json.loads((ROOT / "workflow/schemas/comparisons.schema.json").read_text()))
     pairs = {(c["a"], c["b"], c["metric"]) for c in out["comparisons"]}
     assert ("vila_4f", "sevila_4f", "mean") in pairs and ("sevila_4f", "uniform_32f", "Interaction") in pairs
@@ -100,7 +100,7 @@ def test_comparisons_follow_the_contract_and_name_each_claim():
     assert claims["SeViLA's 4 key frames beat 4 uniform frames"]["speedup"] is None
     # a claim whose models were not evaluated is left out, not guessed
     del evals["sevila_4f_uniform_answerer"]
-    assert len(compare(evals, items, speed, {}, 10_000, 0)["claims"]) == 8
+    assert len(compare(evals, items, speed, {}, 10_000, 0, ("uniform_32f", "sevila_4f"))["claims"]) == 8
 
 
 def test_mean_of_types_interval_brackets_the_per_type_differences():
@@ -116,7 +116,7 @@ def test_mean_of_types_interval_brackets_the_per_type_differences():
 
 
 def test_the_test_split_needed_for_a_two_point_interval_scales_as_one_over_root_n():
-    from vila.compare import test_split_size
+    from vila.evaluation.compare import test_split_size
 
     got = test_split_size([-0.01, 0.07], 300)  # half-width 4 points at 300 questions: 4x the questions for 2
     assert got["half_width"] == pytest.approx(0.04) and got["n_for_half_width_2pt"] == 1200

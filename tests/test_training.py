@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vila.training import TrainSettings, lr_factor, plateaued, smoothed, train
+from vila.training.loop import TrainSettings, lr_factor, plateaued, smoothed, train
 
 X = torch.from_numpy(np.random.default_rng(0).normal(size=(64, 8))).float()
 Y = (X[:, 0] > 0).long()
@@ -148,7 +148,8 @@ def test_without_validation_every_step_runs_and_the_final_weights_are_kept(tmp_p
 
 def test_backbone_pretraining_runs_in_the_training_loop_and_resumes(tmp_path, monkeypatch):
     """The backbone's pretraining is the one loop's: killed mid-way and resumed, it ends with the same weights."""
-    from vila import backbone, training
+    from vila.training import backbone
+    from vila.training import loop as training
 
     params = {"seed": 0, "data": {"synthqa": {"size": 32}, "workers": 0},
               "backbone": {"steps": 4, "batch_size": 4, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,

@@ -1,4 +1,5 @@
-"""`vila`: one subcommand per pipeline stage, plus dataset conversion and scoring.
+"""`vila`: the command line. It parses, then runs a stage's entry point (vila/pipeline/stages.py) after the
+run-time setup (vila/runtime.py), and does nothing else: no stage depends on this file.
 
 Heavy libraries (torch, transformers, peft) are imported inside the commands that need them, so
 `vila --help` and Snakemake/DVC dry runs stay fast.
@@ -12,119 +13,81 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-from vila.pipeline import plain_commands, stage_by_name
+from vila.data.registry import DATASETS, REAL
+from vila.pipeline.stages import plain_commands, stage_by_name
 
 
-def _call(target: str, *args: Any) -> Any:
+def _call(target: str, *args: Any, **kwargs: Any) -> Any:
+    """`module:function`(*args, **kwargs)."""
     module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func or "run")(*args)
+    return getattr(importlib.import_module(module), func)(*args, **kwargs)
 
 
-def run_stage(name: str, params: dict[str, Any], **wildcards: Any) -> None:
-    """vila/stages/<name>.py's main(params, **wildcards)."""
-    importlib.import_module(stage_by_name(name).module).main(params, **wildcards)
-
-
-def _params(args: argparse.Namespace) -> dict[str, Any]:
+def run_stage(name: str, args: argparse.Namespace, distributed: bool = False, **kwargs: Any) -> None:
+    """The stage's entry point, called with the params (at --seed's seed) and the command's arguments, after the
+    run-time setup. A stage whose outputs every seed shares refuses --seed (it would overwrite Table 1's).
+    distributed: join torchrun's process group (after the setup: the CPU pins come before torch is imported)."""
     from vila.config import at_seed, load_params
+    from vila.runtime import setup
 
-    return at_seed(load_params(args.params), args.seed)
+    stage = stage_by_name(name)
+    if args.seed is not None and not stage.seeded:
+        raise SystemExit(f"vila --seed: `{name}` does not depend on the training seed (its outputs are shared by every "
+                         "seed of the study); run it without --seed")
+    params = at_seed(load_params(args.params), args.seed)
+    setup(params, stage.uses_torch, stage.threads)
+    if distributed:
+        from vila.device import setup_distributed
 
-
-def _setup(params: dict[str, Any], threads: str | None = None, pin: bool = True) -> None:
-    """CPU kernel pins (`cpu_isa`, before torch is imported) for the stages that compute with torch, seed,
-    deterministic kernels, and torch's CPU threads from `threads.<kind>`: the figures depend on all of them.
-    pin False: a stage that does not compute with torch: nothing to pin or seed, and torch is not imported for it
-    (3 s a process here; preprocess's DataLoader still loads it, to decode, not to compute)."""
-    if not pin:
-        return
-    from vila.cpu import pin_cpu
-
-    pin_cpu(params["cpu_isa"])
-    import torch
-
-    torch.manual_seed(params["seed"])
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if threads is not None:
-        torch.set_num_threads(params["threads"][threads])
+        setup_distributed()  # joins torchrun's process group when launched by torchrun
+    if stage.notebooks:  # the notebooks reload the params file the command was given
+        kwargs["params_file"] = args.params
+    _call(stage.entry, params, **kwargs)
 
 
-def cmd_stage(name: str) -> Callable[[argparse.Namespace], None]:
-    def run(args: argparse.Namespace) -> None:
-        stage = stage_by_name(name)
-        if args.seed is not None and not stage.seeded:
-            # its outputs are shared by every seed: at another seed it would overwrite Table 1's
-            raise SystemExit(f"vila --seed: `{name}` does not depend on the training seed (its outputs are shared "
-                             "by every seed of the study); run it without --seed")
-        params = _params(args)
-        kind = stage.threads if stage.threads in ("backbone", "train", "evaluate") else None  # computes with torch
-        _setup(params, kind, pin=kind is not None or name == "speed")
-        run_stage(name, params, **({"params_file": args.params} if stage.notebooks else {}))
-
-    return run
-
-
-TRAIN_KINDS = {"teacher": "teacher", "student": "student", "uniform-answerer": "uniform_answerer",
-               "localizer": "localizer", "answerer": "answerer", "reader": "reader"}  # `vila train KIND` -> stage
+# `vila train KIND` -> (stage, the argument its entry point takes, if any)
+TRAIN_KINDS = {"teacher": ("teacher", "frames"), "student": ("student", "variant"),
+               "uniform-answerer": ("uniform_answerer", None), "localizer": ("localizer", None),
+               "answerer": ("answerer", "frames"), "reader": ("reader", "k")}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    params = _params(args)
-    _setup(params, "train")
-    from vila.device import setup_distributed
-
-    setup_distributed()  # joins torchrun's process group when launched by torchrun
-    stage = TRAIN_KINDS[args.kind]
-    if stage in ("teacher", "answerer"):
-        if args.frames is None:
-            raise SystemExit(f"vila train {args.kind}: --frames N is required")
-        run_stage(stage, params, frames=args.frames)
-    elif stage == "reader":
-        if args.frames is None:
-            raise SystemExit("vila train reader: --frames K is required")
-        run_stage(stage, params, budget=args.frames)
-    elif stage == "student":
-        if args.variant is None:
-            raise SystemExit("vila train student: --variant NAME is required")
-        run_stage(stage, params, variant=args.variant)
-    else:
-        run_stage(stage, params)
+    stage, arg = TRAIN_KINDS[args.kind]
+    value = {"frames": args.frames, "k": args.frames, "variant": args.variant}.get(arg) if arg else None
+    if arg and value is None:
+        raise SystemExit(f"vila train {args.kind}: --{'variant NAME' if arg == 'variant' else 'frames N'} is required")
+    run_stage(stage, args, distributed=True, **({arg: value} if arg else {}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from vila.config import EVALUATE_STAGE, model_kinds
+    from vila.config import EVALUATE_STAGE, load_params, model_kinds
 
-    params = _params(args)
-    kinds = model_kinds(params)
+    kinds = model_kinds(load_params(args.params))
     if args.variant not in kinds:
-        raise SystemExit(f"vila evaluate: --variant {args.variant}: not a model of this params file "
+        raise SystemExit(f"vila evaluate: --variant {args.variant}: not a model of {args.params} "
                          f"(have: {', '.join(kinds)})")
-    _setup(params, "evaluate")
-    run_stage(EVALUATE_STAGE[kinds[args.variant]], params, variant=args.variant)
+    run_stage(EVALUATE_STAGE[kinds[args.variant]], args, variant=args.variant)
 
 
 def cmd_sevila(args: argparse.Namespace) -> None:
-    params = _params(args)
-    _setup(params, "train")
     if args.uniform_answerer:
-        run_stage("sevila_uniform_answerer", params)
+        run_stage("sevila_uniform_answerer", args)
     else:
-        run_stage("sevila", params, frames=args.frames)
+        run_stage("sevila", args, frames=args.frames)
 
 
 def cmd_scores(args: argparse.Namespace) -> None:
-    params = _params(args)
-    _setup(params, "evaluate")
-    run_stage("scores", params, scorer=args.source)
+    run_stage("scores", args, source=args.source)
 
 
 def cmd_select(args: argparse.Namespace) -> None:
-    params = _params(args)
-    _setup(params, "evaluate")
-    run_stage("select", params, selector=args.selector, budget=args.frames)
+    run_stage("select", args, selector=args.selector, k=args.frames)
+
+
+def cmd_plain(name: str) -> Any:
+    return lambda args: run_stage(name, args)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -138,7 +101,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_speed_full(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from vila.speed_fullsize import NoGPU, run
+    from vila.speed.fullsize import NoGPU, run
 
     try:
         run(args.batch_sizes, args.repeats, args.warmup, Path(args.out), args.train_batch_size)
@@ -150,15 +113,24 @@ def cmd_speed_full(args: argparse.Namespace) -> None:
 def cmd_cpu(args: argparse.Namespace) -> None:
     import json
 
-    from vila.cpu import capability
+    from vila.config import load_params
+    from vila.runtime import setup
 
-    _setup(_params(args))
-    from vila.backbone import numerics_fingerprint
+    setup(load_params(args.params), uses_torch=True, threads=None)
+    from vila.cpu import capability
+    from vila.training.backbone import numerics_fingerprint
+
     print(json.dumps({**capability(), "fingerprint": numerics_fingerprint()}, sort_keys=True))
 
 
+def cmd_readme(args: argparse.Namespace) -> None:
+    from vila.config import load_params
+
+    _call("vila.reports.readme:write_readme", load_params(args.params))
+
+
 def cmd_pipeline(args: argparse.Namespace) -> None:
-    _call("vila.pipeline:write_dvc_yaml", args.params, args.check)
+    _call("vila.pipeline.dvcfile:write_dvc_yaml", args.params, args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
-        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_stage(name))
+        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_plain(name))
     p = sub.add_parser("train", help="train a uniform-N teacher, a ViLA student variant, SeViLA's Answerers and "
                        "Localizer, or the selection study's reader")
     p.add_argument("kind", choices=list(TRAIN_KINDS))
@@ -194,12 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, required=True, help="k, one of selection.frames")
     p.set_defaults(func=cmd_select)
     p = sub.add_parser("convert", help="official annotation files -> unified JSON lists, one per split")
-    p.add_argument("dataset", choices=["star", "nextqa", "how2qa", "tvqa", "vlep"])
+    p.add_argument("dataset", choices=REAL)
     p.add_argument("--src", required=True, help="folder with the official files under their official names")
     p.add_argument("--out", required=True, help="output folder for {train,val,test}.json")
     p.set_defaults(func=cmd_convert)
     p = sub.add_parser("score", help="accuracy overall and per category of a predictions file")
-    p.add_argument("dataset", choices=["synthqa", "star", "nextqa", "how2qa", "tvqa", "vlep"])
+    p.add_argument("dataset", choices=list(DATASETS))
     p.add_argument("--annotations", required=True, help="unified-format JSON list")
     p.add_argument("--predictions", required=True, help="JSON object qid -> predicted option index")
     p.set_defaults(func=cmd_score)
@@ -212,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_speed_full)
     p = sub.add_parser("cpu", help="the CPU kernels torch uses under cpu_isa, and a fingerprint of their numerics")
     p.set_defaults(func=cmd_cpu)
-    p = sub.add_parser("pipeline", help="write dvc.yaml from the stage list (vila/pipeline.py)")
+    p = sub.add_parser("readme", help="rewrite README.md's results block from results/ (after a reproduce)")
+    p.set_defaults(func=cmd_readme)
+    p = sub.add_parser("pipeline", help="write dvc.yaml, study/dvc.yaml and selection/dvc.yaml from the stage list")
     p.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the stage list")
     p.set_defaults(func=cmd_pipeline)
     return parser

@@ -89,7 +89,14 @@ def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
 # Which evaluate stage reads each kind of model (its dependencies differ: a student's fast selector reads frames).
 EVALUATE_STAGE = {"teacher": "evaluate_teacher", "student": "evaluate_student", "sevila": "evaluate_sevila",
                   "sevila_uniform_answerer": "evaluate_sevila_uniform_answerer"}
-SEVILA_LABELS_FROM = 4  # SeViLA's k: the uniform-trained Answerer that labels frames reads 4 (vila/sevila.py)
+SEVILA_LABELS_FROM = 4  # SeViLA's k: the uniform-trained Answerer that labels frames reads 4 (vila/training/sevila.py)
+SPEED_REFERENCE = f"sevila_{SEVILA_LABELS_FROM}f"  # the baseline of the paper's claims and of its speed-ups
+
+
+def references(params: dict[str, Any]) -> tuple[str, str]:
+    """The two models every other is compared with: the uniform model that reads every sampled frame (the
+    distillation's teacher) and SeViLA at its k (the baseline of the paper's claims)."""
+    return f"uniform_{params['data']['frames']}f", SPEED_REFERENCE
 
 
 def model_kinds(params: dict[str, Any]) -> dict[str, str]:
@@ -109,6 +116,10 @@ def model_names(params: dict[str, Any]) -> list[str]:
 
 
 def cross_field_errors(params: dict[str, Any]) -> list[str]:
+    from vila.data.registry import DATASETS
+
+    if params["dataset"] not in DATASETS:  # the rest reads dataset-specific settings
+        return [f"dataset: {params['dataset']!r} is not one of {', '.join(DATASETS)}"]
     errors = []
     frames = params["data"]["frames"]
     teacher_frames = params["train"]["teacher"]["frames"]
@@ -161,10 +172,30 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
     return errors
 
 
-def selection_errors(params: dict[str, Any]) -> list[str]:
-    """The selection study: an answerer per k, and every score a selector reads among the cached ones."""
-    from vila.selection import score_source
+# The selection study's selectors (vila/selection/study.py) and whose frame scores each reads: params-level facts,
+# here so that validating params needs no selection code.
+BLIND = ("uniform", "random", "oracle")  # need no score: the grid, chance, and the ground truth (the ceiling)
+ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}
+MODEL_SELECTORS = {"sevila_localizer": "sevila_4f", "vila_prompter": "vila_4f",
+                   "vila_prompter_visual": "vila_4f_visual_gate", "vila_fast": "vila_4f_fast"}
+SELECTORS = (*BLIND, *ITM_RULES, *MODEL_SELECTORS)
 
+
+def score_source(selector: str, k: int, params: dict) -> str | None:
+    """Whose scores a selector reads: none, the backbone's image-text match (the training-free rules), or a
+    trained selector's model (ViLA's text-gate Prompter at k: the k-frame student where one is trained, else the
+    4-frame one's scores, picked at k)."""
+    if selector in BLIND:
+        return None
+    if selector in ITM_RULES:
+        return "backbone"
+    if selector == "vila_prompter" and f"vila_{k}f" in params["variants"]:
+        return f"vila_{k}f"
+    return MODEL_SELECTORS[selector]
+
+
+def selection_errors(params: dict[str, Any]) -> list[str]:
+    """The selection study: a reader per k, and every score a selector reads among the cached ones."""
     sel, errors = params["selection"], []
     frames = params["data"]["frames"]
     for k in sel["frames"]:

@@ -15,8 +15,8 @@ vendor-neutral COMPATIBLE branch (SSE2) made a backbone step 55-65% slower (0.46
 batch 32, 2 threads), which the embedded run's 20-minute budget cannot carry. So MKL's variable is set on
 Intel CPUs only, and tests/test_cpu.py holds one committed fingerprint per CPU vendor.
 
-Each layer reads its variable once, when torch first uses it, so `pin_cpu` runs before `import torch`: vila's
-CLI does it first thing in the stages that compute with torch (backbone, train, evaluate, speed).
+Each layer reads its variable once, when torch first uses it, so `pin_cpu` runs before `import torch`:
+vila/runtime.py does it first thing in the stages that compute with torch (backbone, train, evaluate, speed).
 `native` leaves the libraries to choose (faster on AVX-512 machines, other bits). Non-x86 CPUs are never
 pinned.
 """

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+SPLITS = ("train", "val", "test")  # every dataset's splits (annotations/<split>.json, caches per split)
 SHARED_MODELS = ("backbone",)  # models that no training seed changes
 STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
 
@@ -112,6 +113,10 @@ class Paths:
         return self.selection_dir / f"{selector}_{k}f.json"
 
     @property
+    def metrics_dir(self) -> Path:  # summary: the metrics DVC reads, one file per model
+        return self.results / "metrics"
+
+    @property
     def speed_json(self) -> Path:
         return self.results / "speed.json"
 
@@ -120,5 +125,5 @@ class Paths:
         return self._seeded(self.results) / "comparisons.json"
 
     @property
-    def study_comparisons_json(self) -> Path:  # the seed study: comparisons with every seed's figures (vila/seeds.py)
+    def study_comparisons_json(self) -> Path:  # the seed study: comparisons with every seed's figures (vila/evaluation/seeds.py)
         return STUDY / "results" / self.dataset / "comparisons.json"

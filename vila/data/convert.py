@@ -8,27 +8,19 @@ Every malformed record is an error naming the file, the record and the field.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vila.data.registry import DATASETS
 from vila.io import write_json
 
 log = logging.getLogger(__name__)
 Item = dict[str, Any]
-
-# dataset -> unified split -> official file name
-OFFICIAL_FILES: dict[str, dict[str, str]] = {
-    "star": {"train": "STAR_train.json", "val": "STAR_val.json"},
-    "nextqa": {"train": "train.csv", "val": "val.csv", "test": "test.csv"},
-    "tvqa": {"train": "tvqa_train.jsonl", "val": "tvqa_val.jsonl"},
-    "how2qa": {"train": "how2qa_train_release.jsonl", "val": "how2qa_val_release.jsonl"},
-    "vlep": {"train": "vlep_train_release.jsonl", "val": "vlep_dev_release.jsonl"},
-}
-
 
 class AnnotationError(ValueError):
     """An official annotation record is missing a field or has an impossible value."""
@@ -194,24 +186,23 @@ def convert_vlep(path: Path) -> list[Item]:
     return items
 
 
-CONVERTERS: dict[str, Callable[[Path], list[Item]]] = {
-    "star": convert_star, "nextqa": convert_nextqa, "tvqa": convert_tvqa, "how2qa": convert_how2qa,
-    "vlep": convert_vlep,
-}
-
-
 def convert(dataset: str, src: Path, out: Path) -> dict[str, int]:
     """Convert the splits present in `src`; returns split -> question count."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: not a directory")
+    info = DATASETS[dataset]
+    if info.convert is None:
+        raise ValueError(f"{dataset}: generated, not converted from official files")
+    module, _, func = info.convert.partition(":")
+    converter = getattr(importlib.import_module(module), func)
     counts, missing = {}, []
-    for split, name in OFFICIAL_FILES[dataset].items():
+    for split, name in info.official_files.items():
         path = src / name
         if not path.exists():
             missing.append(name)
             continue
-        items = CONVERTERS[dataset](path)
+        items = converter(path)
         qids = [it["qid"] for it in items]
         if len(set(qids)) != len(qids):
             dup = sorted({q for q in qids if qids.count(q) > 1})[:5]
@@ -220,7 +211,7 @@ def convert(dataset: str, src: Path, out: Path) -> dict[str, int]:
         counts[split] = len(items)
     if not counts:
         raise FileNotFoundError(f"--src {src}: none of the official {dataset} files are there "
-                                f"(expected {', '.join(OFFICIAL_FILES[dataset].values())})")
+                                f"(expected {', '.join(info.official_files.values())})")
     for split, n in counts.items():
         log.info("%s %s: %d questions -> %s", dataset, split, n, out / f"{split}.json")
     if missing:
@@ -230,5 +221,5 @@ def convert(dataset: str, src: Path, out: Path) -> dict[str, int]:
 
 def convert_cli(dataset: str, src: str, out: str) -> None:
     counts = convert(dataset, Path(src), Path(out))
-    missing = [n for s, n in OFFICIAL_FILES[dataset].items() if s not in counts]
+    missing = [n for s, n in DATASETS[dataset].official_files.items() if s not in counts]
     print(json.dumps({"converted": counts, "missing": missing}, sort_keys=True))

@@ -21,16 +21,15 @@ from tqdm import tqdm
 from vila.data import synthqa
 from vila.data.video import VideoError, decode_grid, psnr, write_clip
 from vila.io import atomic_dir, write_json
-from vila.paths import Paths
+from vila.paths import SPLITS, Paths
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 # Decoded clips must reproduce the rendered frames. The bound is measured (300 test clips, 32x32): an ideal
 # yuv420p round trip (x264 qp 0) already gives only 37.1-45.5 dB per clip, since chroma subsampling blurs
 # the small coloured objects, and our crf 12 clips give 36.8-44.7; a clip decoded one frame off gives at
 # most 26.9 dB. 35 dB passes every correctly decoded clip and fails any shifted or garbled one.
 MIN_CLIP_PSNR_DB = 35.0
-CLIP_WORKERS = 2  # the download stage's threads (vila/pipeline.py)
+CLIP_WORKERS = 2  # the download stage's threads (vila/pipeline/stages.py)
 
 
 def frames_sha256(frames: np.ndarray) -> str:

@@ -14,12 +14,20 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from vila.data.registry import DATASETS
+
 STAR_TYPES = ("Interaction", "Sequence", "Prediction", "Feasibility")
 NEXTQA_GROUPS = {"Causal": ("CW", "CH"), "Temporal": ("TN", "TC", "TP"), "Descriptive": ("DL", "DC", "DO")}
 
 
+def headline(accuracy: Mapping[str, float]) -> float:
+    """A model's headline figure: the mean of the categories where the dataset has them (STAR's, NExT-QA's
+    groups), else the overall accuracy. Every table, metric and verdict reads it from here."""
+    return accuracy.get("mean", accuracy["overall"])
+
+
 def question_type(dataset: str, item: Mapping[str, Any]) -> str | None:
-    if dataset in ("star", "synthqa", "nextqa"):
+    if DATASETS[dataset].scoring in ("star", "nextqa"):
         return str(item.get("type") or str(item["qid"]).split("_")[0])
     return None
 
@@ -51,14 +59,15 @@ def score(dataset: str, items: list[Mapping[str, Any]], predictions: Mapping[str
             hits.setdefault(qtype, []).append(ok)
     result = {"overall": sum(overall) / len(overall)}
     per_type = {t: sum(v) / len(v) for t, v in hits.items()}
-    if dataset in ("star", "synthqa"):
+    scoring = DATASETS[dataset].scoring
+    if scoring == "star":
         unknown_types = sorted(set(per_type) - set(STAR_TYPES))
         if unknown_types:
             raise ValueError(f"annotations: unknown STAR question types {unknown_types} (from qid prefix or `type`)")
         result.update(per_type)
         present = [per_type[t] for t in STAR_TYPES if t in per_type]
         result["mean"] = sum(present) / len(present)
-    elif dataset == "nextqa":
+    elif scoring == "nextqa":
         known = {t for group in NEXTQA_GROUPS.values() for t in group}
         unknown_types = sorted(set(per_type) - known)
         if unknown_types:

@@ -23,10 +23,9 @@ from tqdm import tqdm
 from vila.data.dataset import clip_id
 from vila.data.video import Decoded, VideoError, decode_grid
 from vila.io import atomic_dir, read_json, write_json
-from vila.paths import Paths
+from vila.paths import SPLITS, Paths
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 def video_path(paths: Paths, dataset: str, video: str) -> Path:
@@ -71,8 +70,18 @@ def decoding_summary(decoder: str, served: dict[str, dict[str, str]], fallbacks:
     return {"decoder": decoder, "clips": counts, "pyav_clips": fallbacks}
 
 
-def run(params: dict[str, Any], size: int) -> None:
-    """Decode every clip's `data.frames`-frame grid, resized to size x size."""
+def frame_size(params: dict[str, Any]) -> int:
+    """Side of the cached frames: synthqa's rendered size, or the ViT's input size of the model preset."""
+    from vila.models.presets import PRESETS
+
+    if params["dataset"] == "synthqa":
+        return params["data"]["synthqa"]["size"]
+    return PRESETS[params["model"]["preset"]]["vision_config"]["image_size"]
+
+
+def run(params: dict[str, Any]) -> None:
+    """Decode every clip's `data.frames`-frame grid, resized to the model's frame size (frame_size)."""
+    size = frame_size(params)
     paths = Paths.from_params(params)
     count = params["data"]["frames"]
     on_bad, decoder = params["data"]["on_bad_video"], params["data"]["decoder"]

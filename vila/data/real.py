@@ -1,7 +1,7 @@
 """Real datasets on local disk: verify, convert and locate videos. Nothing is downloaded.
 
 Layout under data/<dataset>/ (data/ is tracked by data.dvc and shared through the team's remote):
-  annotations/   the official files under their official names (see convert.OFFICIAL_FILES)
+  annotations/   the official files under their official names (vila/data/registry.py)
   videos/        one file per video id (<id>.mp4/.webm/.mkv/.avi); NExT-QA: as map_vid_vidorID.json maps
 """
 
@@ -12,24 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vila.data.convert import OFFICIAL_FILES, convert
+from vila.data.convert import convert
+from vila.data.registry import DATASETS
 from vila.io import read_json
 
 log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi")
-WHERE_TO_GET = {
-    "star": "STAR annotations (STAR_train.json, STAR_val.json) from the STAR benchmark site; videos: Charades v1 (480p) "
-            "from the Allen AI Charades page",
-    "nextqa": "NExT-QA train.csv/val.csv/test.csv and map_vid_vidorID.json from the NExT-QA repository; videos: "
-              "NExTVideo from the link in that repository",
-    "how2qa": "How2QA annotations from the VALUE benchmark release; the raw videos are not a public download: "
-              "request them from the How2QA/HowTo100M authors",
-    "tvqa": "TVQA annotations from the TVQA site; the raw frames/videos are granted by the TVQA authors on request",
-    "vlep": "VLEP annotations from the VLEP repository; the videos (TV shows and YouTube vlogs) are granted by the "
-            "authors on request",
-}
-
-
 def _nextqa_map(raw: Path) -> dict[str, str]:
     path = raw / "annotations" / "map_vid_vidorID.json"
     return {str(k): str(v) for k, v in read_json(path).items()} if path.exists() else {}
@@ -48,8 +36,8 @@ def prepare_real_dataset(dataset: str, raw: Path, out: Path) -> dict[str, Any]:
     ann = raw / "annotations"
     if not ann.is_dir():
         raise FileNotFoundError(
-            f"{ann}: not found. Put the official {dataset} files there ({', '.join(OFFICIAL_FILES[dataset].values())}) "
-            f"and the videos in {raw / 'videos'}/. Get them from: {WHERE_TO_GET[dataset]}. "
+            f"{ann}: not found. Put the official {dataset} files there ({', '.join(DATASETS[dataset].official_files.values())}) "
+            f"and the videos in {raw / 'videos'}/. Get them from: {DATASETS[dataset].where}. "
             f"Then `dvc add data` and `dvc push` to share them.")
     counts = convert(dataset, ann, out / "annotations")
     stats: dict[str, Any] = {"questions": counts, "videos": {}}
@@ -61,7 +49,7 @@ def prepare_real_dataset(dataset: str, raw: Path, out: Path) -> dict[str, Any]:
         if len(present) < len(videos):
             missing = sorted(set(videos) - set(present))
             log.warning("%s %s: %d of %d videos missing under %s (e.g. %s). Get them from: %s", dataset, split,
-                        len(missing), len(videos), raw / "videos", missing[:3], WHERE_TO_GET[dataset])
+                        len(missing), len(videos), raw / "videos", missing[:3], DATASETS[dataset].where)
     if not any(s["present"] for s in stats["videos"].values()):
-        raise FileNotFoundError(f"{raw / 'videos'}: no videos of {dataset} found. Get them from: {WHERE_TO_GET[dataset]}")
+        raise FileNotFoundError(f"{raw / 'videos'}: no videos of {dataset} found. Get them from: {DATASETS[dataset].where}")
     return stats

@@ -631,7 +631,7 @@ class ViLAModel(PreTrainedModel):
 
 def top_k_in_time_order(scores: torch.Tensor, k: int) -> torch.Tensor:
     """SeViLA's key frames: the k highest-scoring frames [..., T] -> [..., k], put back in time order. One definition:
-    the model's selection step and the Answerer's training frames (vila/sevila.py) both take it."""
+    the model's selection step and the Answerer's training frames (vila/training/sevila.py) both take it."""
     return scores.topk(k, dim=-1).indices.sort(dim=-1).values
 
 

@@ -5,7 +5,8 @@ from snakemake.exceptions import WorkflowError
 
 from vila.config import ParamsError, lookup
 from vila.config import validate as validate_params
-from vila.pipeline import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name, stage_code
+from vila.pipeline.closure import stage_code
+from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
 
 try:
     validate_params(config, "params.yaml")
@@ -28,7 +29,7 @@ wildcard_constraints:
 
 
 def stage_params(stage, **wildcards):
-    """Values of the params keys a stage reads (vila/pipeline.py): Snakemake reruns a job when they change."""
+    """Values of the params keys a stage reads (vila/pipeline/stages.py): Snakemake reruns a job when they change."""
     keys = stage_by_name(stage).params
     return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
 
@@ -77,6 +78,14 @@ def stage_benchmark(stage):
     """Snakemake's own measurement of the job (wall seconds, CPU seconds, peak memory), beside its log: the
     per-stage times the README states come from these files."""
     return stage_log(stage).removesuffix(".log") + ".benchmark.tsv"
+
+
+def stage_priority(stage):
+    """The order in which ready jobs start (higher first; vila/pipeline/stages.py): the heads of the long chains
+    first, so that short jobs fill the cores around them."""
+    if callable(stage.priority):
+        return lambda wildcards, stage=stage: stage.priority(dict(wildcards.items()))
+    return stage.priority
 
 
 def stage_threads(stage):

@@ -1,4 +1,4 @@
-# One rule per stage of vila/pipeline.py's stage list (and per seed-study twin, `<stage>_seeds`, at {seed}): inputs (the computed code dependencies, then the data),
+# One rule per stage of vila/pipeline/stages.py's stage list (and per seed-study twin, `<stage>_seeds`, at {seed}): inputs (the computed code dependencies, then the data),
 # outputs, params, threads and resources all come from that list (each job also writes its own log file,
 # logs/<dataset>/<stage>[_<frames|variant>].log), as dvc.yaml's stages do. A torch job's
 # threads are params.yaml's `threads.*` (vila sets torch to exactly that many, so the figures do not depend on
@@ -18,6 +18,7 @@ for _stage in ALL_STAGES:
         benchmark:
             stage_benchmark(_stage)
         threads: stage_threads(_stage)
+        priority: stage_priority(_stage)
         params:
             values=lambda wildcards, name=_stage.name: stage_params(name, **dict(wildcards.items())),
             # the command as a param: a `shell:` expression would be evaluated when the job runs, and see the

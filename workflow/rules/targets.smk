@@ -17,14 +17,14 @@ rule reproduce_speed:
 
 
 # The seed study: every model the comparisons use at each of seeds_study besides `seed` (whose models are Table 1's),
-# then the summary across seeds (vila/seeds.py). Not part of `all`: about 16 more minutes per seed on 2 cores.
+# then the summary across seeds (vila/evaluation/seeds.py). Not part of `all`: about 16 more minutes per seed on 2 cores.
 rule reproduce_seeds:
     input:
         "reports/seeds.html",
 
 
 # The selection study: every selector of selection.selectors at each k of selection.frames, read by the same
-# answerer (vila/selector_study.py). Not part of `all`: its own target, timed in the README.
+# answerer (vila/selection/study.py). Not part of `all`: its own target, timed in the README.
 rule reproduce_selection:
     input:
         "reports/selection.html",

@@ -1,0 +1,152 @@
+"""Prediction and the `evaluate` stage: accuracy per type (vila.data.metrics.score), key-frame
+recall of the frames each variant read, and a sample of the chosen frames, written in the contract
+of results/<dataset>/eval/<variant>.json."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.data.dataset import Batcher, load_split
+from vila.data.metrics import headline, score
+from vila.data.sampling import uniform_indices
+from vila.device import autocast, device, to_device
+from vila.io import write_json
+from vila.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict",
+            read: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted option index [n], frame indices read [n, K]) for every question of the batcher. `read` [n, K]:
+    the grid frames a uniform model reads instead of its uniform ones (another selector's choice)."""
+    model.eval()
+    cfg = model.config
+    total = cfg.sampled_frames
+    uniform = cfg.selector is None
+    frames_needed = cfg.selector is not None and cfg.selector_input == "patch_embed"
+    if read is not None and (not uniform or read.shape != (len(batcher.qa), cfg.frames)):
+        raise ValueError(f"predict: frames to read need a uniform model and shape ({len(batcher.qa)}, {cfg.frames}), "
+                         f"got {'a selecting model' if not uniform else read.shape}")
+    dev = next(model.parameters()).device
+    preds, chosen = [], []
+    n = len(batcher.qa)
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
+        idx = np.arange(start, min(n, start + batch_size))
+        frame_idx = None
+        if uniform:
+            frame_idx = read[idx] if read is not None else uniform_indices(total, cfg.frames, None, len(idx))
+        batch = batcher.batch(idx, frame_idx, features=True, frames=frames_needed)
+        batch.pop("labels")
+        with autocast(dev):
+            out = model(**to_device(batch, dev))
+        preds.append(out.letter_logits.argmax(-1).cpu().numpy())
+        chosen.append(frame_idx if uniform else out.chosen.cpu().numpy())
+    return np.concatenate(preds), np.concatenate(chosen)
+
+
+@torch.no_grad()
+def frame_scores(model: Any, batcher: Batcher, batch_size: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """([n, T] a selecting model's own per-frame scores: the Frame-Prompter's gate, or SeViLA's Localizer "yes"
+    logit; [n, K] the frames it chooses), from the feature cache (the fast design's Prompter reads the decoded
+    frames' patch embeddings)."""
+    from vila.models.modeling import ForwardPass
+
+    model.eval()
+    dev = next(model.parameters()).device
+    scores, chosen = [], []
+    n = len(batcher.qa)
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, mininterval=2.0):
+        idx = np.arange(start, min(n, start + batch_size))
+        b = to_device(batcher.batch(idx, None, features=True, frames=model.selects_before_vit), dev)
+        p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"],
+                        frames=b.get("frames"), vit_tokens=b["vit_tokens"], localizer_ids=b.get("localizer_ids"),
+                        localizer_mask=b.get("localizer_mask"))
+        with autocast(dev):
+            model.step_select(p)
+        scores.append(p.scores.float().cpu().numpy())
+        chosen.append(p.chosen.cpu().numpy())
+    return np.concatenate(scores), np.concatenate(chosen)
+
+
+def accuracy(model: Any, batcher: Batcher, batch_size: int, read: np.ndarray | None = None) -> float:
+    """Overall accuracy (the validation figure every training run converges on); `read`: see predict."""
+    preds, _ = predict(model, batcher, batch_size, desc="validate", read=read)
+    return float((preds == batcher.labels.numpy()).mean())
+
+
+def interleave_types(qids: list[str], qtype: dict[str, str]) -> list[str]:
+    """qids round-robin over question types (qid order within a type), so any prefix mixes the types."""
+    rank: dict[str, int] = {}
+    order = []
+    for q in sorted(qids):
+        t = str(qtype.get(q, ""))
+        order.append((rank.setdefault(t, 0), t, q))
+        rank[t] += 1
+    return [q for _, _, q in sorted(order)]
+
+
+def selection_summary(items: list[dict[str, Any]], chosen: np.ndarray, sample: int) -> dict[str, Any] | None:
+    if not items or "keyframes" not in items[0]:
+        return None
+    from vila.data.synthqa import keyframe_recall
+
+    recall = [keyframe_recall(it["keyframes"], c.tolist()) for it, c in zip(items, chosen, strict=True)]
+    by_qid = {it["qid"]: i for i, it in enumerate(items)}
+    picked = [by_qid[q] for q in interleave_types([it["qid"] for it in items], {it["qid"]: it.get("type", "") for it in items})]
+    picked = picked[:sample]
+    return {
+        "keyframe_recall": float(np.mean(recall)),
+        "chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked},
+    }
+
+
+def eval_result(params: dict[str, Any], variant: str, frames: int, sampled_frames: int, items: list[dict[str, Any]],
+                predictions: dict[str, int], chosen: np.ndarray, checkpoint: Path, **extra: Any) -> dict[str, Any]:
+    """An eval JSON (workflow/schemas/eval.schema.json): the accuracy per type of `predictions` (qid -> option) on
+    the split's questions, each question's prediction, the key-frame recall and a sample of the frames read
+    (`chosen` [n, frames]) where the dataset has key frames, and `extra` fields (the selection study's)."""
+    result: dict[str, Any] = {
+        "dataset": params["dataset"],
+        "variant": variant,
+        "frames": frames,
+        "sampled_frames": sampled_frames,
+        "split": params["evaluate"]["split"],
+        "n": len(items),
+        "accuracy": score(params["dataset"], items, predictions),
+        "checkpoint": str(checkpoint),
+        "seed": int(params["seed"]),
+        "predictions": predictions,
+        **extra,
+    }
+    selection = selection_summary(items, chosen, params["evaluate"]["chosen_sample"])
+    if selection:
+        result["selection"] = selection
+    return result
+
+
+def run(params: dict[str, Any], variant: str) -> None:
+    from vila.models.build import load_model
+
+    paths = Paths.from_params(params)
+    split = params["evaluate"]["split"]
+    model, tokenizer = load_model(paths.model(variant))
+    model.to(device())
+    frames_needed = model.config.selector is not None and model.config.selector_input == "patch_embed"
+    qa = load_split(paths, split, frames=frames_needed, features=True)
+    batcher = Batcher(tokenizer, qa, localizer=model.config.selector == "localizer")
+    preds, chosen = predict(model, batcher, params["evaluate"]["batch_size"], desc=f"evaluate {variant}")
+    predictions = {it["qid"]: int(p) for it, p in zip(qa.items, preds, strict=True)}
+    result = eval_result(params, variant, int(model.config.frames), int(model.config.sampled_frames), qa.items,
+                         predictions, chosen, paths.model(variant))
+    write_json(paths.eval_json(variant), result)
+    acc, selection = result["accuracy"], result.get("selection")
+    log.info("evaluate %s on %s/%s: overall %.4f mean %.4f%s", variant, params["dataset"], split, acc["overall"],
+             headline(acc), f", key-frame recall {selection['keyframe_recall']:.3f}" if selection else "")

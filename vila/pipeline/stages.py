@@ -1,0 +1,383 @@
+"""The stage list: the one description of the DAG. Everything else is derived from it: the Snakemake rules
+(workflow/rules/stages.smk, through the helpers in common.smk), the DVC pipeline files (vila/pipeline/dvcfile.py;
+CI checks they are current), the CLI's stage commands, and each stage's code dependencies (vila/pipeline/closure.py:
+the import closure of its entry point). tests/test_pipeline.py checks, through each tool's own reading, that
+Snakemake's and DVC's views of the DAG agree: same commands, dependencies, params and outputs per job.
+
+A stage names its entry point, `module:function`, which its command calls with the params and the command's
+arguments (`vila train teacher --frames 4` -> vila.training.fit:run_teacher(params, frames=4)): a rule, its `vila`
+command, the function that does the work.
+
+Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
+of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of seeds_study), {budget} (each k of
+selection.frames), {scorer} and {selector} (selection.scorers, selection.selectors). Params are listed as finely
+as each stage reads them, so DVC reruns only what a changed key can affect.
+
+The seed study is derived from the same list: every stage marked `seeded` (what a training seed changes: the
+models, their evaluations, the comparisons) has a `<name>_seeds` twin that runs the same command at
+`--seed {seed}` with its outputs, and its inputs from seeded stages, under study/seeds/{seed}/; the `seeds`
+stage reads every seed's results. Snakemake: `reproduce_seeds`; DVC: study/dvc.yaml (`dvc repro study/dvc.yaml`),
+kept apart from dvc.yaml so that a plain `dvc repro` stays the Table 1 DAG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vila.config import TEACHER_FRAMES_FOR_STUDENT
+from vila.paths import study_root
+
+OPTIM_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "max_steps",
+              "checkpoint_every")
+CONVERGENCE = "train.convergence"  # the one convergence rule every training stage reads
+STUDENT_KEYS = ("select", "selector", "gate", "selector_input", "distill_weight", "relevance_weight",
+                "released_teacher_qformer", "tau", "noisy_eval", "prompter_lr")
+# What a fine-tuning of the backbone into a frame reader reads (the teachers, SeViLA's Answerers, the selection
+# study's readers: vila.training.fit.fit_reader)
+READER_PARAMS = ("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "model.lora",
+                 "evaluate.batch_size", CONVERGENCE, *(f"train.teacher.{k}" for k in OPTIM_KEYS))
+
+
+def teacher_priority(wildcards: dict[str, str]) -> int:
+    """The teachers re_weight reads (4 and 32 frames) are on ViLA's longest chain; the others by frame count."""
+    frames = int(wildcards["frames"])
+    return 32 if frames in TEACHER_FRAMES_FOR_STUDENT else frames
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of the DAG. `entry` is the function its command runs; `deps` are its data dependencies; its code
+    dependencies are computed (vila/pipeline/closure.py)."""
+
+    name: str
+    cmd: str
+    entry: str  # "module:function", called as function(params, **the command's arguments)
+    deps: tuple[str, ...]
+    params: tuple[str, ...]
+    outs: tuple[str, ...]
+    results: tuple[str, ...] = ()  # small JSON outputs DVC keeps out of its cache (git may track them)
+    metrics: tuple[str, ...] = ()  # the same, read by DVC as metrics (dvc metrics show / diff, dvc exp show)
+    foreach: str | tuple[str, ...] | None = None  # "frames" | "variant" | "keyframes" | ...; several: every combination
+    notebooks: tuple[str, ...] = ()
+    help: str = ""  # the CLI's one-line description of a stage that is a plain `vila <name>` command
+    threads: int | str = 1  # a count, a kind of threads.* in params.yaml, or "all" (every core of a local run)
+    uses_torch: bool = True  # computes with torch: the run-time setup pins its CPU kernels and seeds it
+    resources: tuple[tuple[str, int], ...] = ()  # Snakemake resources, sized for the full-size run on a cluster
+    seeded: bool = False  # its outputs depend on the training seed: the seed study has a twin of it
+    base: str = ""  # a seed-study twin: the stage it repeats at {seed}
+    # Snakemake starts ready jobs by priority, highest first: about the seconds of work still ahead of a job on the
+    # longest chain through it, so the long chains start early and the short jobs fill the cores around them;
+    # or a function of the job's wildcards
+    priority: int | Callable[[dict[str, str]], int] = 0
+
+    @property
+    def entry_module(self) -> str:
+        return self.entry.partition(":")[0]
+
+    @property
+    def wildcards(self) -> tuple[str, ...]:
+        """The placeholders that make one job of this stage: {frames}/{variant}/{keyframes}, and {seed}."""
+        each = (self.foreach,) if isinstance(self.foreach, str) else tuple(self.foreach or ())
+        return (*each, *(["seed"] if self.base else []))
+
+    @property
+    def matrix(self) -> bool:
+        """DVC's `matrix` (every combination; a seed-study twin's too), not a `foreach` over one list."""
+        return len(self.wildcards) > 1 or bool(self.base)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("download", "vila download",
+          entry="vila.data.download:run", uses_torch=False,
+          help="generate synthqa, or verify and convert a real dataset under data/",
+          deps=("data",),
+          params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa"),
+          outs=("work/{dataset}/dataset",), threads=2,  # download.CLIP_WORKERS encode and check clips
+          resources=(("mem_mb", 8000), ("runtime", 240))),
+    Stage("preprocess", "vila preprocess",
+          entry="vila.data.preprocess:run", uses_torch=False,
+          help="decode every clip once into the frame cache",
+          deps=("work/{dataset}/dataset",),
+          params=("data.frames", "data.on_bad_video", "data.decoder", "model.preset"),
+          outs=("work/{dataset}/frames",),
+          resources=(("mem_mb", 8000), ("runtime", 240))),
+    Stage("backbone", "vila backbone",
+          entry="vila.training.backbone:run",
+          help="pretrain (embedded) or load (real) the backbone; cache frozen-ViT features",
+          deps=("work/{dataset}/frames",),
+          params=("seed", "cpu_isa", "threads.backbone", "model.preset", "model.weights", "backbone"),
+          outs=("models/{dataset}/backbone", "work/{dataset}/features"),
+          threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("teacher", "vila train teacher --frames {frames}",
+          entry="vila.training.fit:run_teacher",
+          priority=teacher_priority,
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=READER_PARAMS,
+          outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("reweight", "vila reweight",
+          entry="vila.training.students:run_reweight",
+          priority=25,
+          help="student init = 4-frame model + 32-frame teacher branch, and the branch's targets per question",
+          deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f", "models/{dataset}/backbone",
+                "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "train.student.select",
+                  "train.student.selector", "train.student.gate", "train.student.selector_input"),
+          outs=("models/{dataset}/vila_init",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("student", "vila train student --variant {variant}",
+          entry="vila.training.students:run_student",
+          priority=20,
+          deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
+                  CONVERGENCE, "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
+          outs=("models/{dataset}/{variant}",), foreach="variant",
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
+          entry="vila.evaluation.evaluate:run",
+          deps=("models/{dataset}/uniform_{frames}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames",
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("evaluate_student", "vila evaluate --variant {variant}",
+          entry="vila.evaluation.evaluate:run",
+          deps=("models/{dataset}/{variant}", "work/{dataset}/features", "work/{dataset}/frames",
+                "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("uniform_answerer", "vila train uniform-answerer",
+          entry="vila.training.sevila:run_uniform_answerer",
+          priority=40,
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=READER_PARAMS,
+          outs=("models/{dataset}/sevila_answerer_uniform_4f",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("pseudolabel", "vila pseudolabel",
+          entry="vila.training.sevila:run_pseudolabel",
+          priority=40,
+          help="SeViLA's self-refinement labels: each frame of each training question read alone by the Answerer",
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "evaluate.batch_size"),
+          outs=("work/{dataset}/pseudo_labels",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("localizer", "vila train localizer",
+          entry="vila.training.sevila:run_localizer",
+          priority=40,
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone",
+                "work/{dataset}/pseudo_labels", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
+                  "sevila.localizer"),
+          outs=("models/{dataset}/sevila_localizer",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("localize", "vila localize",
+          entry="vila.training.sevila:run_localize",
+          priority=30,
+          help="SeViLA's trained Localizer scores every frame of every train and val question (its Answerers' frames)",
+          deps=("models/{dataset}/sevila_localizer", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("cpu_isa", "threads.train", "evaluate.batch_size"),
+          outs=("work/{dataset}/localized",),
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("answerer", "vila train answerer --frames {keyframes}",
+          entry="vila.training.sevila:run_answerer",
+          priority=25,
+          deps=("models/{dataset}/backbone", "work/{dataset}/localized", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=READER_PARAMS,
+          outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
+          threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("sevila", "vila sevila --frames {keyframes}",
+          entry="vila.training.sevila:run_sevila",
+          priority=15,
+          deps=("models/{dataset}/sevila_answerer_{keyframes}f", "models/{dataset}/sevila_localizer"),
+          params=("data.frames",),
+          outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
+          threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("sevila_uniform_answerer", "vila sevila --frames 4 --uniform-answerer",
+          entry="vila.training.sevila:run_sevila_uniform_answerer",
+          priority=15,
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/sevila_localizer"),
+          params=("data.frames",),
+          outs=("models/{dataset}/sevila_4f_uniform_answerer",),
+          threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
+          entry="vila.evaluation.evaluate:run",
+          priority=10,
+          deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("evaluate_sevila_uniform_answerer", "vila evaluate --variant sevila_4f_uniform_answerer",
+          entry="vila.evaluation.evaluate:run",
+          priority=10,
+          deps=("models/{dataset}/sevila_4f_uniform_answerer", "work/{dataset}/features", "work/{dataset}/dataset"),
+          params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample"),
+          outs=(), results=("results/{dataset}/eval/sevila_4f_uniform_answerer.json",),
+          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("speed", "vila speed",
+          entry="vila.speed.latency:run",
+          priority=5,
+          help="latency, breakdown, FLOPs and memory of every variant, in one process",
+          deps=("models/{dataset}", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "speed", "data.frames"),
+          outs=(), results=("results/{dataset}/speed.json",),
+          threads="all", resources=(("mem_mb", 16000), ("runtime", 60))),
+    Stage("compare", "vila compare",
+          entry="vila.evaluation.compare:run", uses_torch=False,
+          help="every comparison with a paired bootstrap interval and McNemar's test; a verdict per claim",
+          deps=("results/{dataset}/eval", "results/{dataset}/speed.json", "work/{dataset}/dataset",
+                "paper-figures.yaml"),
+          params=("evaluate.split", "compare"),
+          outs=(), results=("results/{dataset}/comparisons.json",),
+          seeded=True, resources=(("mem_mb", 4000), ("runtime", 10))),
+    Stage("summary", "vila summary",
+          entry="vila.evaluation.summary:run", uses_torch=False,
+          help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
+          deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
+          params=(),
+          outs=(), metrics=("results/{dataset}/metrics",),
+          resources=(("mem_mb", 1000), ("runtime", 5))),
+    Stage("report", "vila report",
+          entry="vila.reports.render:run_reports", uses_torch=False,
+          help="execute the notebooks with papermill and render reports/*.html",
+          deps=("paper-figures.yaml", "results/{dataset}/eval", "results/{dataset}/speed.json",
+                "results/{dataset}/comparisons.json", "results/{dataset}/metrics", "models/{dataset}",
+                "work/{dataset}/dataset", "work/{dataset}/frames"),
+          params=("dataset", "report.selection_examples", "train.convergence", "compare"),
+          outs=("reports/index.html", "reports/table1.html", "reports/table2.html", "reports/speed.html",
+                "reports/training.html"),
+          notebooks=("notebooks/index.ipynb", "notebooks/table1.ipynb", "notebooks/table2.ipynb",
+                     "notebooks/speed.ipynb", "notebooks/training.ipynb")),
+)
+# A study seed's outputs, as vila/paths.py lays them out (study_root), with {seed} for the wildcard.
+STUDY_ROOT = f"{study_root(0).parent}/{{seed}}/"
+
+
+def _seeded_outputs(stages: tuple[Stage, ...]) -> set[str]:
+    return {o for st in stages if st.seeded for o in (*st.outs, *st.results, *st.metrics)}
+
+
+def _shared_outputs(stages: tuple[Stage, ...]) -> set[str]:
+    return {o for st in stages if not st.seeded for o in (*st.outs, *st.results, *st.metrics)}
+
+
+def study_path(path: str, seeded: set[str]) -> str:
+    """A seeded stage's output (or a folder holding some) at {seed}; anything else is shared by every seed. An
+    output template matches any value of its placeholders (reweight reads models/{dataset}/uniform_4f, which
+    the teacher stage writes as models/{dataset}/uniform_{frames}f)."""
+    def pattern(template: str) -> str:
+        parts = re.split(r"(\{\w+\})", template)
+        return "".join(r"[^/]+" if re.fullmatch(r"\{\w+\}", x) and x != "{dataset}" else re.escape(x) for x in parts)
+
+    if path in _shared_outputs(STAGES):  # models/{dataset}/backbone is no {variant}
+        return path
+    folder = re.escape(path.rstrip("/")) + "/"
+    inside = any(re.fullmatch(pattern(o), path) or re.match(folder, o) for o in seeded)
+    return STUDY_ROOT + path if inside else path
+
+
+def study_twin(stage: Stage, seeded: set[str]) -> Stage:
+    """The seed study's copy of a seeded stage: the same command and entry point at `--seed {seed}`
+    (vila.config.at_seed)."""
+    return dataclasses.replace(
+        stage, name=f"{stage.name}_seeds", base=stage.name, help="",
+        cmd=stage.cmd.replace("vila ", "vila --seed {seed} ", 1),
+        deps=tuple(study_path(d, seeded) for d in stage.deps),
+        outs=tuple(STUDY_ROOT + o for o in stage.outs), results=tuple(STUDY_ROOT + r for r in stage.results),
+        metrics=tuple(STUDY_ROOT + m for m in stage.metrics))
+
+
+STUDY_STAGES: tuple[Stage, ...] = (
+    *(study_twin(st, _seeded_outputs(STAGES)) for st in STAGES if st.seeded),
+    Stage("seeds", "vila seeds",
+          entry="vila.reports.render:run_seeds", uses_torch=False,
+          help="the seed study: every seed's figures, mean and sd across seeds, each claim's verdict at every seed",
+          deps=("results/{dataset}/eval", "results/{dataset}/comparisons.json", "study/seeds",
+                "work/{dataset}/dataset"),
+          params=("seed", "seeds_study", "evaluate.split", "compare"),
+          outs=("reports/seeds.html",), results=("study/results/{dataset}/comparisons.json",),
+          notebooks=("notebooks/seeds.ipynb",), resources=(("mem_mb", 4000), ("runtime", 10))),
+)
+# The selection study (vila/selection/study.py): one answerer, every selector. Snakemake: `reproduce_selection`;
+# DVC: selection/dvc.yaml, apart from dvc.yaml for the same reason as the seed study's.
+SELECTION_STAGES: tuple[Stage, ...] = (
+    Stage("reader", "vila train reader --frames {budget}",
+          entry="vila.selection.study:run_reader",
+          deps=("models/{dataset}/backbone", "models/{dataset}/vila_init", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=(*READER_PARAMS, "selection.random_seed"),
+          outs=("models/selection/{dataset}/reader_{budget}f",), foreach="budget",
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("scores", "vila scores --source {scorer}",
+          entry="vila.selection.study:run_scores",
+          deps=("models/{dataset}/{scorer}", "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          params=("cpu_isa", "threads.evaluate", "evaluate.batch_size"),
+          outs=("work/{dataset}/scores/{scorer}.npz",), results=("results/{dataset}/scores/{scorer}.json",),
+          foreach="scorer", threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+    Stage("select", "vila select --selector {selector} --frames {budget}",
+          entry="vila.selection.study:run_select",
+          deps=("models/selection/{dataset}/reader_{budget}f", "work/{dataset}/scores", "results/{dataset}/scores",
+                "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          params=("seed", "cpu_isa", "threads.evaluate", "data.frames", "evaluate.split", "evaluate.batch_size",
+                  "evaluate.chosen_sample", "selection"),
+          outs=(), results=("results/{dataset}/selection/{selector}_{budget}f.json",), foreach=("selector", "budget"),
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 60))),
+    Stage("selection", "vila selection",
+          entry="vila.reports.render:run_selection", uses_torch=False,
+          help="the selection study's report: every selector read by one answerer, its recall and its cost",
+          deps=("results/{dataset}/selection", "results/{dataset}/scores", "results/{dataset}/speed.json",
+                "results/{dataset}/eval", "models/selection/{dataset}", "work/{dataset}/dataset",
+                "work/{dataset}/frames"),
+          params=("dataset", "data.frames", "selection", "compare", "train.convergence"),
+          outs=("reports/selection.html",), notebooks=("notebooks/selection.ipynb",),
+          resources=(("mem_mb", 4000), ("runtime", 10))),
+)
+ALL_STAGES = STAGES + STUDY_STAGES + SELECTION_STAGES
+
+
+def stage_by_name(name: str) -> Stage:
+    return next(s for s in ALL_STAGES if s.name == name)
+
+
+def plain_commands() -> dict[str, Stage]:
+    """Stages that are a plain `vila <name>` command (the CLI's subcommands of that name)."""
+    return {s.name: s for s in ALL_STAGES if s.cmd == f"vila {s.name}"}
+
+
+def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
+    """One dict of wildcard values per job of a stage."""
+    choices = {"frames": params["train"]["teacher"]["frames"], "variant": list(params["variants"]),
+               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"],
+               "scorer": params["selection"]["scorers"], "selector": params["selection"]["selectors"],
+               "budget": params["selection"]["frames"]}
+    values: list[dict[str, Any]] = [{}]
+    for w in stage.wildcards:
+        values = [{**v, w: c} for v in values for c in choices[w]]
+    return values
+
+
+def expand(params: dict[str, Any], stages: tuple[Stage, ...] = STAGES) -> list[dict[str, Any]]:
+    """Every job of the DAG with concrete paths (what both front-ends must agree on)."""
+    from vila.pipeline.closure import stage_deps
+
+    jobs = []
+    for st in stages:
+        for v in job_values(params, st):
+            fmt = {"dataset": params["dataset"], **v}
+            jobs.append({
+                "stage": st.name,
+                "cmd": st.cmd.format(**fmt),
+                "deps": sorted(d.format(**fmt) for d in stage_deps(st)),
+                "params": sorted(p.format(**fmt) for p in st.params),
+                "outs": sorted(o.format(**fmt) for o in (*st.outs, *st.results, *st.metrics)),
+            })
+    return jobs

@@ -1,0 +1,288 @@
+"""One answerer, every selector: each selector picks k of a clip's T sampled frames, and the same frozen model,
+the reader (`reader_<k>f`), reads the chosen frames. Table 1 mixes, in every row, how well a variant selects and
+how well its own answerer reads what it selected; here only the selection differs.
+
+Three stages:
+- `reader` (one job per k of selection.frames): the shared answerer, trained to read whatever frames a selector may
+  hand it: each training question, each step, is read with one of three kinds of frame set, drawn at random
+  (READ_MIX): the uniform grid (one random frame per interval, as the teachers train), k random frames, or k
+  frames drawn without replacement with probability proportional to the 32-frame teacher's frame relevance
+  (reweight's, so no ground truth: on synthqa these sets hold most key frames, and other frames beside them). A
+  uniform-trained model never sees key frames together and reads them badly; this one has seen every kind. Its val
+  questions are read with one fixed draw of the same mix; the one loop and convergence rule, train.teacher's
+  optimiser settings.
+- `scores` (one job per source of selection.scorers): a per-frame relevance score of every val and test question,
+  cached in work/<dataset>/scores/<source>.npz, with its key-frame AUC in results/<dataset>/scores/<source>.json.
+  Sources: `backbone`, the image-text match probability of (frame, question) from the backbone's grounding head
+  (GroundingHeads.match_probability: BLIP-2's first-stage ITM), the score the training-free selectors read;
+  `sevila_<k>f`, SeViLA's Localizer "yes" logit (one LLM pass per frame); a ViLA variant, its Frame-Prompter's
+  gate score. A model's own choice is also recorded, and how often its rule on the cached scores reproduces it
+  (up to frames of exactly equal score).
+- `select` (one job per selector and k of selection.frames): the selector's frames for every test question, the
+  shared answerer's accuracy on them, key-frame recall; hyper-parameters of the training-free rules chosen on val
+  by the same answerer's accuracy (the mean over question types), every candidate's val figure written with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vila.config import ITM_RULES, score_source
+from vila.data.dataset import Batcher, QASplit, load_split
+from vila.data.metrics import headline, score
+from vila.device import autocast, device, to_device
+from vila.evaluation.evaluate import frame_scores
+from vila.evaluation.stats import key_frame_auc
+from vila.io import atomic_file, read_json, write_json
+from vila.paths import Paths
+from vila.selection import rules
+
+log = logging.getLogger(__name__)
+SCORED_SPLITS = ("val", "test")  # val: hyper-parameters chosen on it; test: the study's figures
+RULE_OF_SELECTOR = {"segment": "segment_argmax", "topk": "topk", "localizer": "topk"}  # a model's config.selector
+
+
+READ_MIX = ("uniform", "random", "relevant")
+
+
+def answerer_name(k: int) -> str:
+    return f"reader_{k}f"
+
+
+def relevant_frames(relevance: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k distinct frames drawn with probability proportional to relevance [T] (Gumbel top-k of its log), in time
+    order; frames of zero relevance only once the others are taken."""
+    logits = np.log(np.maximum(relevance.astype(np.float64), 1e-30))
+    return np.sort(np.argsort(-(logits + rng.gumbel(size=logits.shape)), kind="stable")[:k])
+
+
+def mixed_frames(relevance: np.ndarray, k: int, rng: np.random.Generator, middles: bool = False) -> np.ndarray:
+    """[n, k] one frame set per question (relevance [n, T]), each of a kind drawn uniformly from READ_MIX.
+    middles: the uniform kind takes the intervals' middles (validation) instead of a random frame in each."""
+    from vila.data.sampling import uniform_indices
+
+    n, total = relevance.shape
+    kinds = rng.integers(0, len(READ_MIX), n)
+    grid = uniform_indices(total, k, None if middles else rng, n)
+    out = np.empty((n, k), np.int64)
+    for i, kind in enumerate(kinds):
+        if READ_MIX[kind] == "uniform":
+            out[i] = grid[i]
+        elif READ_MIX[kind] == "random":
+            out[i] = rules.random_frames(total, k, rng)
+        else:
+            out[i] = relevant_frames(relevance[i], k, rng)
+    return out
+
+
+def run_reader(params: dict[str, Any], k: int) -> None:
+    """Train the selection study's shared answerer for budget k (module docstring)."""
+    from safetensors.numpy import load_file
+
+    from vila.training.fit import fit_reader
+    from vila.training.students import TARGETS_FILE
+
+    if k not in params["selection"]["frames"]:
+        raise ValueError(f"--frames {k}: not in selection.frames {params['selection']['frames']}")
+    paths = Paths.from_params(params)
+    targets = load_file(str(paths.model("vila_init") / TARGETS_FILE))
+    relevance, val_relevance = targets["relevance"], targets["val_relevance"]
+    n_train, n_val = len(load_split(paths, "train")), len(load_split(paths, "val"))
+    if (len(relevance), len(val_relevance)) != (n_train, n_val):
+        raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: relevance of {len(relevance)} train and "
+                         f"{len(val_relevance)} val questions, the splits have {n_train} and {n_val}; rerun reweight")
+    val_read = mixed_frames(val_relevance, k, np.random.default_rng([params["selection"]["random_seed"], k]),
+                            middles=True)
+    fit_reader(params, k, answerer_name(k), lambda idx, rng: mixed_frames(relevance[idx], k, rng), val_read,
+               out_dir=paths.reader(k))
+
+
+def candidates(selector: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hyper-parameter settings to choose among on val ([{}]: nothing to choose)."""
+    if selector == "bolt_its":
+        return [{"exponent": float(e)} for e in cfg["bolt_exponents"]]
+    if selector == "aks":
+        return [{"depth": int(d), "threshold": float(t)} for d in cfg["aks_depths"] for t in cfg["aks_thresholds"]]
+    return [{}]
+
+
+def rule(name: str, hp: dict[str, Any]) -> Callable[[np.ndarray, int], np.ndarray]:
+    """scores [T], k -> k frame indices, by one of vila.selection's rules."""
+    if name == "inverse_transform":
+        return lambda s, k: rules.inverse_transform(s, k, exponent=hp["exponent"])
+    if name == "adaptive_split":
+        return lambda s, k: rules.adaptive_split(s, k, depth=hp["depth"], threshold=hp["threshold"])
+    return getattr(rules, name)
+
+
+# ---- scores ------------------------------------------------------------------------------------------------
+
+
+def batches(n: int, size: int, desc: str) -> Any:
+    return tqdm([np.arange(s, min(n, s + size)) for s in range(0, n, size)], desc=desc, leave=False, mininterval=2.0)
+
+
+@torch.no_grad()
+def itm_scores(backbone: Any, heads: Any, batcher: Batcher, batch_size: int, desc: str) -> np.ndarray:
+    """[n, T] P(frame shows what the question names): the grounding head on the backbone Q-Former's queries of
+    (frame, question), every frame of the cache."""
+    dev = next(backbone.parameters()).device
+    out = []
+    for idx in batches(len(batcher.qa), batch_size, desc):
+        b = to_device(batcher.batch(idx, None, features=True), dev)
+        with autocast(dev):
+            queries = backbone.qformer_queries(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"])
+            out.append(heads.match_probability(queries).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def mean_auc(scores: np.ndarray, items: list[dict[str, Any]]) -> float | None:
+    """Mean over questions of the key-frame AUC of their scores (None without key-frame annotations)."""
+    if not items or "keyframes" not in items[0]:
+        return None
+    aucs = [key_frame_auc(s, it["keyframes"]) for s, it in zip(scores, items, strict=True)]
+    defined = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(defined)) if defined else None
+
+
+def run_scores(params: dict[str, Any], source: str) -> None:
+    from vila.models.build import load_model
+
+    paths = Paths.from_params(params)
+    bs = params["evaluate"]["batch_size"]
+    model, tokenizer = load_model(paths.model(source))
+    model.to(device())
+    splits = {s: load_split(paths, s, frames=model.selects_before_vit, features=True) for s in SCORED_SPLITS}
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"dataset": params["dataset"], "source": source, "key_frame_auc": {}}
+    if source == "backbone":
+        from vila.training.backbone import load_grounding_heads
+
+        heads = load_grounding_heads(model, paths.model(source)).to(device())
+        meta.update(score="P(the frame shows what the question names): the backbone's grounding head (image-text "
+                          "match) on its Q-Former's queries of (frame, question)", rule=None)
+        for split, qa in splits.items():
+            arrays[split] = itm_scores(model, heads, Batcher(tokenizer, qa), bs, f"scores backbone ITM {split}")
+    else:
+        kind = model.config.selector
+        if kind is None:
+            raise ValueError(f"selection.scorers: {source} is a uniform model; it has no frame scores")
+        meta.update(score="SeViLA's Localizer: the LLM's 'yes' logit, one pass per frame" if kind == "localizer"
+                    else f"ViLA's Frame-Prompter gate score ({model.config.gate} gate)",
+                    rule=RULE_OF_SELECTOR[kind], model_frames=int(model.config.frames), reproduces_model_choice={})
+        pick = rule(RULE_OF_SELECTOR[kind], {})
+        for split, qa in splits.items():
+            s, own = frame_scores(model, Batcher(tokenizer, qa, localizer=kind == "localizer"), bs,
+                                  f"scores {source} {split}")
+            arrays[split], arrays[f"{split}_chosen"] = s, own
+            ours = np.stack([pick(row, own.shape[1]) for row in s])
+            # Up to frames of exactly equal score (a clip's empty frames are identical: so are their features and
+            # scores, and torch's top-k may take either of two equal ones); those the answerer cannot tell apart.
+            same = np.sort(np.take_along_axis(s, ours, 1), 1) == np.sort(np.take_along_axis(s, own, 1), 1)
+            meta["reproduces_model_choice"][split] = float(same.all(1).mean())
+    for split, qa in splits.items():
+        arrays[f"{split}_qids"] = np.array([it["qid"] for it in qa.items])
+        meta["key_frame_auc"][split] = mean_auc(arrays[split], qa.items)
+    target = paths.scores(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(target) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    write_json(paths.scores_meta(source), meta)
+    log.info("scores %s: key-frame AUC %s", source, meta["key_frame_auc"])
+
+
+# ---- select ------------------------------------------------------------------------------------------------
+
+
+def load_scores(paths: Paths, source: str, qa: QASplit) -> np.ndarray:
+    """The cached scores of one split, checked against the split's questions (same questions, same order)."""
+    path = paths.scores(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no cached frame scores of {source}; run the scores stage "
+                                f"(vila scores --source {source})")
+    with np.load(path) as z:
+        scores, qids = z[qa.name], z[f"{qa.name}_qids"].tolist()
+    if qids != [it["qid"] for it in qa.items]:
+        raise ValueError(f"{path}: scores {qa.name} are for other questions than {qa.name}'s annotations; rerun the "
+                         f"scores stage")
+    return scores
+
+
+def choose(selector: str, k: int, qa: QASplit, scores: np.ndarray | None, hp: dict[str, Any], total: int,
+           rng: np.random.Generator | None = None, model_rule: str | None = None) -> np.ndarray:
+    """[n, k] frames of every question of a split, in time order. `model_rule`: how the scores' model picks
+    (a trained selector's scores are read by its own rule, at budget k)."""
+    n = len(qa)
+    if selector == "uniform":
+        return np.tile(rules.uniform(total, k), (n, 1))
+    if selector == "random":
+        assert rng is not None
+        return np.stack([rules.random_frames(total, k, rng) for _ in range(n)])
+    if selector == "oracle":
+        if qa.items and "keyframes" not in qa.items[0]:
+            raise ValueError(f"selector oracle: the {qa.name} annotations have no key frames (synthqa has them)")
+        return np.stack([rules.oracle(it["keyframes"], total, k) for it in qa.items])
+    name = ITM_RULES.get(selector, model_rule)
+    if scores is None or name is None:
+        raise ValueError(f"selector {selector}: needs frame scores and a rule to read them")
+    pick = rule(name, hp)
+    return np.stack([pick(row, k) for row in scores])
+
+
+def accuracy_of(params: dict[str, Any], model: Any, batcher: Batcher, read: np.ndarray,
+                desc: str) -> tuple[dict[str, float], dict[str, int]]:
+    """The answerer reading frames `read` [n, k]: (accuracy per type, qid -> chosen option)."""
+    from vila.evaluation.evaluate import predict
+
+    preds, _ = predict(model, batcher, params["evaluate"]["batch_size"], desc=desc, read=read)
+    predictions = {it["qid"]: int(p) for it, p in zip(batcher.qa.items, preds, strict=True)}
+    return score(params["dataset"], batcher.qa.items, predictions), predictions
+
+
+def run_select(params: dict[str, Any], selector: str, k: int) -> None:
+    from vila.evaluation.evaluate import eval_result
+    from vila.models.build import load_model
+
+    cfg = params["selection"]
+    paths = Paths.from_params(params)
+    total = params["data"]["frames"]
+    answerer = answerer_name(k)
+    model, tokenizer = load_model(paths.reader(k))
+    model.to(device())
+    source = score_source(selector, k, params)
+    model_rule = read_json(paths.scores_meta(source))["rule"] if source and source != "backbone" else None
+    split = params["evaluate"]["split"]
+    qa = load_split(paths, split, features=True)
+    grid = candidates(selector, cfg)
+    tuning: list[dict[str, Any]] = []
+    best = grid[0]
+    if len(grid) > 1:  # chosen on val by the shared answerer; the same frames are evaluated once
+        val = load_split(paths, "val", features=True)
+        val_scores = load_scores(paths, source, val) if source else None
+        batcher, seen = Batcher(tokenizer, val), {}
+        for hp in tqdm(grid, desc=f"select {selector} {k}f: choosing on val", mininterval=2.0):
+            read = choose(selector, k, val, val_scores, hp, total, model_rule=model_rule)
+            key = read.tobytes()
+            if key not in seen:
+                seen[key] = accuracy_of(params, model, batcher, read, "val")[0]
+            tuning.append({**hp, "val_accuracy": seen[key]})
+        best = grid[int(np.argmax([headline(t["val_accuracy"]) for t in tuning]))]  # the first of equals
+    scores = load_scores(paths, source, qa) if source else None
+    rng = np.random.default_rng([cfg["random_seed"], k])
+    read = choose(selector, k, qa, scores, best, total, rng, model_rule)
+    _, predictions = accuracy_of(params, model, Batcher(tokenizer, qa), read, f"select {selector} {k}f")
+    extra: dict[str, Any] = {"answerer": answerer, "selector": selector, "scores": source, "hyperparameters": best}
+    if tuning:
+        extra["tuning"] = {"split": "val", "by": "accuracy (mean of types)", "candidates": tuning}
+    result = eval_result(params, f"select_{selector}_{k}f", k, total, qa.items, predictions, read, paths.reader(k),
+                         **extra)
+    write_json(paths.selection_json(selector, k), result)
+    summary = result.get("selection")
+    log.info("select %s %df (answerer %s%s): %s %.4f%s", selector, k, answerer, f", {best}" if best else "", split,
+             headline(result["accuracy"]), f", key-frame recall {summary['keyframe_recall']:.3f}" if summary else "")

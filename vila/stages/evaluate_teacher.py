@@ -1,9 +1,0 @@
-"""Stage `evaluate_teacher`: accuracy per type, key-frame recall and chosen frames of one teacher model."""
-
-from typing import Any
-
-from vila import evaluation
-
-
-def main(params: dict[str, Any], variant: str) -> None:
-    evaluation.run(params, variant)

@@ -1,0 +1,340 @@
+"""The `backbone` stage: the image-language model every teacher starts from, and the frozen-ViT
+feature cache.
+
+Embedded profile: the tiny InstructBLIP-shaped model (ViT + Q-Former + T5) is pretrained from
+scratch on image-set instruction data drawn from the benchmark's renderer (1-4 frames with a
+question), the stand-in for InstructBLIP's image-language pretraining. Real profile: the
+InstructBLIP weights are loaded from the local directory in `model.weights`.
+
+Then the frozen ViT encodes every cached frame once; training never runs the ViT again. The cache
+records the hash of the backbone it came from, and readers check it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
+from vila.device import autocast, device
+from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
+from vila.models.build import save_model
+from vila.models.modeling import ViLAConfig, ViLAModel
+from vila.models.tokenizer import answer_token_ids
+from vila.paths import SPLITS, Paths
+from vila.training.loop import Parts
+
+log = logging.getLogger(__name__)
+GROUNDING_HEADS_FILE = "grounding_heads.safetensors"  # the embedded backbone's pretraining heads (its ITM score)
+HOW_TO_GET_WEIGHTS = (
+    "download 'Salesforce/instructblip-flan-t5-xl' on a machine with network access "
+    "(e.g. `huggingface-cli download Salesforce/instructblip-flan-t5-xl --local-dir DIR`), copy DIR here and set "
+    "model.weights: DIR in params.yaml"
+)
+
+
+def prompt_token_ids(tokenizer: Any, frames: int) -> dict[str, Any]:
+    """The fixed token ids a ViLAConfig records for this tokenizer: the answer prefix and letters, SeViLA's frame
+    marks (`Frame {i}: ` for i = 1..frames, and the Localizer's `Frame: `) and its "yes"/"no" answers."""
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids
+
+    prefix, letters = answer_token_ids(tokenizer)
+    yes_no = [ids(YES), ids(NO)]
+    if any(len(x) != 1 for x in yes_no) or yes_no[0] == yes_no[1]:
+        raise ValueError(f"tokenizer splits {YES!r}/{NO!r} as {yes_no}; the Localizer needs one token each")
+    return {"answer_prefix_ids": prefix, "letter_ids": letters,
+            "frame_prefix_ids": [ids(frame_mark(i)) for i in range(1, frames + 1)],
+            "localizer_prefix_ids": ids(LOCALIZER_MARK), "yes_no_ids": [x[0] for x in yes_no]}
+
+
+def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
+    from vila.data.synthqa import vocabulary
+    from vila.models.presets import backbone_config
+    from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
+
+    vocab = word_vocabulary(vocabulary())
+    tokenizer = build_word_tokenizer(vocab)
+    torch.manual_seed(seed)
+    config = ViLAConfig(backbone=backbone_config("tiny", len(vocab)).to_dict(), frames=1, sampled_frames=1,
+                        **prompt_token_ids(tokenizer, 32))
+    return ViLAModel(config), tokenizer
+
+
+def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]:
+    """InstructBLIP weights from a local directory (save_pretrained layout), as a ViLAModel."""
+    from transformers import AutoTokenizer, InstructBlipForConditionalGeneration
+
+    path = Path(weights) if weights else None
+    if path is None or not (path / "config.json").exists():
+        raise FileNotFoundError(f"model.weights: {weights!r} is not a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}")
+    src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    config = ViLAConfig(backbone=src.config.to_dict(), frames=1, sampled_frames=1, **prompt_token_ids(tokenizer, 32))
+    model = ViLAModel(config)
+    for name in ("vision_model", "qformer", "language_projection", "language_model"):
+        getattr(model, name).load_state_dict(getattr(src, name).state_dict())
+    model.query_tokens.data.copy_(src.query_tokens.data)
+    if (path / "qformer_tokenizer").exists():  # the Q-Former reads the instruction with its own tokenizer
+        tokenizer.qformer_tokenizer = AutoTokenizer.from_pretrained(path / "qformer_tokenizer", local_files_only=True)
+    else:
+        log.warning("%s has no qformer_tokenizer/: the Q-Former will read ids of the language model's tokenizer", path)
+    return model, tokenizer
+
+
+class GroundingHeads(torch.nn.Module):
+    """Pretraining heads on the Q-Former's query outputs, saved beside the backbone (GROUNDING_HEADS_FILE) but
+    never part of a model that answers: the answering models start from the backbone alone.
+
+    BLIP-2 first trains the Q-Former's representation with losses that do not pass through the LLM.
+    Here the first query must ground the object the instruction names (its quadrant, shape, and the
+    colour beside it) and all queries together describe every quadrant. Measured on this benchmark:
+    with the LM loss alone, the from-scratch model stays at chance for 400+ steps, because the T5
+    learns the answer-letter prior and the image pathway never becomes informative.
+    """
+
+    def __init__(self, width: int, queries: int, colours: int, shapes: int) -> None:
+        super().__init__()
+        self.quadrant = torch.nn.Linear(width, 5)
+        self.shape = torch.nn.Linear(width, shapes + 1)
+        self.partner = torch.nn.Linear(width, colours + 1)
+        self.quad_colour = torch.nn.Linear(width * queries, 4 * (colours + 1))
+        self.quad_shape = torch.nn.Linear(width * queries, 4 * (shapes + 1))
+
+    @classmethod
+    def for_model(cls, model: ViLAModel) -> GroundingHeads:
+        from vila.data import synthqa
+
+        bb = model.config.backbone_config
+        return cls(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
+
+    def match_probability(self, queries: torch.Tensor) -> torch.Tensor:
+        """queries [..., Q, D] of (frame, question) -> P(the frame shows the object the question names) [...]: one
+        minus the quadrant head's "absent" class. This is the image-text match of BLIP-2's first stage (ITM:
+        does this image show what the text says), learnt here within the 5-way quadrant loss (absent, or
+        which quadrant) rather than by a separate binary head with mined hard negatives."""
+        return 1.0 - torch.softmax(self.quadrant(queries[..., 0, :]).float(), dim=-1)[..., 0]
+
+    def loss(self, queries: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """queries [N, Q, D] (one row per frame), labels per frame."""
+        ce = torch.nn.functional.cross_entropy
+        first, flat = queries[:, 0], queries.flatten(1)
+        n = queries.shape[0]
+        return (
+            ce(self.quadrant(first), labels["quadrant"])
+            + ce(self.shape(first), labels["shape"])
+            + ce(self.partner(first), labels["partner"])
+            + ce(self.quad_colour(flat).view(n * 4, -1), labels["quad_colour"].reshape(-1))
+            + ce(self.quad_shape(flat).view(n * 4, -1), labels["quad_shape"].reshape(-1))
+        )
+
+
+class Pretraining(torch.nn.Module):
+    """The model and its pretraining-only heads, trained and checkpointed together."""
+
+    def __init__(self, model: ViLAModel, heads: GroundingHeads) -> None:
+        super().__init__()
+        self.model, self.heads = model, heads
+
+
+def pretraining_groups(frames: list[np.ndarray], clips: list[Any], tokenizer: Any) -> Parts:
+    """One generated image-set batch as tensors, split by frame count (equal-length sets share a forward): each
+    part weighted 1, its loss already scaled by its share of the batch (as the loss of one batch would be)."""
+    from vila.data import synthqa
+    from vila.data.prompts import llm_prompt, qformer_prompt
+
+    items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
+    q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
+    p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
+    parts = Parts()
+    for n in sorted({len(f) for f in frames}):
+        sel = [i for i, f in enumerate(frames) if len(f) == n]
+        labels = [synthqa.frame_labels(clips[i]) for i in sel]
+        parts.append((1.0, {
+            "frames": torch.from_numpy(np.stack([frames[i] for i in sel])),
+            "qformer_ids": q.input_ids[sel], "qformer_mask": q.attention_mask[sel],
+            "input_ids": p.input_ids[sel], "attention_mask": p.attention_mask[sel],
+            "labels": torch.tensor([items[i]["answer"] for i in sel]),
+            "frame_labels": {k: torch.from_numpy(np.concatenate([fl[k] for fl in labels])) for k in labels[0]},
+            "batch_size": len(items),
+        }))
+    return parts
+
+
+class GeneratedStream:
+    """The pretraining data: batch k is the k-th draw of one generator seeded by (seed, 11). Asked for batch k
+    (a resumed run starts past 0; a DataLoader worker sees every n-th), it replays the draws before k: a few ms
+    each, and the batches are those of an uninterrupted run."""
+
+    def __init__(self, seed: int, batch_size: int, size: int) -> None:
+        self.seed, self.batch_size, self.size = seed, batch_size, size
+        self.rng, self.next = np.random.default_rng([seed, 11]), 0
+
+    def batch(self, k: int) -> tuple[list[np.ndarray], list[Any]]:
+        from vila.data import synthqa
+
+        if k < self.next:
+            self.rng, self.next = np.random.default_rng([self.seed, 11]), 0
+        while True:
+            drawn = synthqa.pretraining_batch(self.batch_size, self.size, self.rng)
+            self.next += 1
+            if self.next > k:
+                return drawn
+
+
+def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path,
+                      heads: GroundingHeads | None = None) -> dict[str, Any]:
+    """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
+    the answer letter plus the Q-Former grounding loss (GroundingHeads), in the one training loop
+    (vila/training/loop.py): one epoch of `backbone.steps` steps over a generated stream (GeneratedStream: resumable),
+    no validation: the final weights are the result. `heads`: the grounding heads to train (new ones if None)."""
+    from vila.training.loop import TrainSettings, train
+
+    cfg, size = params["backbone"], params["data"]["synthqa"]["size"]
+    heads = heads if heads is not None else GroundingHeads.for_model(model)
+    both = Pretraining(model, heads)
+    letters = torch.tensor(model.config.letter_ids)
+    settings = TrainSettings(max_epochs=1, batch_size=cfg["batch_size"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                             warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, window=1, min_epochs=0,
+                             max_steps=0,
+                             checkpoint_every=cfg["checkpoint_every"], seed=params["seed"])
+    stream = GeneratedStream(params["seed"], cfg["batch_size"], size)
+    sums: dict[int, np.ndarray] = {}  # step -> (lm, grounding, right answers, questions) of this process's steps
+
+    def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> Parts:
+        frames, clips = stream.batch(int(idx[0]) // cfg["batch_size"])  # in order: indices k*B .. (k+1)*B-1
+        keep = range(len(idx))[shard]
+        return pretraining_groups([frames[i] for i in keep], [clips[i] for i in keep], tokenizer)
+
+    def loss(g: dict[str, Any], step: int) -> torch.Tensor:
+        vit = model.encode_frames(g["frames"])
+        queries = model.qformer_queries(vit, g["qformer_ids"], g["qformer_mask"])  # [B, F, Q, D]
+        visual = model.language_projection(queries).flatten(1, 2)
+        vocab_logits = model.answer_logits(visual, g["input_ids"], g["attention_mask"])
+        lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[g["labels"]])
+        ground_loss = heads.loss(queries.flatten(0, 1), g["frame_labels"])
+        n = len(g["labels"])
+        right = int((vocab_logits[:, letters[:4]].argmax(-1) == g["labels"]).sum())
+        sums[step] = sums.get(step, np.zeros(4)) + [float(lm_loss.detach()) * n, float(ground_loss.detach()) * n, right, 0.0]
+        sums[step][3] = g["batch_size"]
+        return (lm_loss + ground_loss) * n / g["batch_size"]
+
+    metrics = train(both, [{"params": list(both.parameters())}], settings.batch_size * cfg["steps"], load, loss, None,
+                    settings, checkpoint_dir, None, desc="backbone: image-set pretraining",
+                    workers=params["data"]["workers"], shuffle=False)
+    model.eval()
+    history = [sums[k][:3] / sums[k][3] for k in sorted(sums)]
+    tail = np.mean(history[-max(1, cfg["steps"] // 10):], axis=0)
+    return {"final_lm_loss": float(tail[0]), "final_grounding_loss": float(tail[1]),
+            "final_train_accuracy": float(tail[2]), "steps": metrics["steps"]}
+
+
+@torch.no_grad()
+def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: str, batch: int = 16) -> None:
+    for split in SPLITS:
+        src = paths.frames_dir / f"{split}.npy"
+        if not src.exists():
+            continue
+        frames = np.load(src, mmap_mode="r")
+        n, t = frames.shape[:2]
+        dev = next(model.parameters()).device
+        vc = model.config.backbone_config.vision_config
+        tokens = (vc.image_size // vc.patch_size) ** 2 + 1
+        cache = np.lib.format.open_memmap(out / f"{split}.npy", mode="w+", dtype=np.float16,
+                                          shape=(n, t, tokens, vc.hidden_size))
+        for i in tqdm(range(0, n, batch), desc=f"backbone: ViT features {split}", mininterval=2.0):
+            clip = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(dev)
+            with autocast(dev):
+                cache[i : i + batch] = model.encode_frames(clip).to(torch.float16).cpu().numpy()
+        cache.flush()
+        del cache
+    write_json(out / "meta.json", {"backbone_sha256": backbone_hash, "dtype": "float16"})
+
+
+def load_grounding_heads(model: ViLAModel, model_dir: Path) -> GroundingHeads:
+    """The backbone's grounding heads (the embedded backbone's ITM score); an InstructBLIP checkpoint has none."""
+    path = model_dir / GROUNDING_HEADS_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no image-text matching head. The embedded backbone saves its grounding heads there (rerun the "
+            "backbone stage); InstructBLIP checkpoints carry no ITM head (BLIP-2's stage-1 Q-Former does): the "
+            "ITM-based selectors need one")
+    heads = GroundingHeads.for_model(model)
+    heads.load_state_dict(load_file(path))
+    return heads.eval()
+
+
+def backbone_hash(model_dir: Path) -> str:
+    return sha256_file(model_dir / "model.safetensors")
+
+
+def check_features(paths: Paths, model_dir: Path) -> None:
+    """Refuse a feature cache made by another backbone than the one about to be trained on."""
+    meta = read_json(paths.features_dir / "meta.json")
+    want = backbone_hash(model_dir)
+    if meta["backbone_sha256"] != want:
+        raise ValueError(f"{paths.features_dir}: features were computed by backbone {meta['backbone_sha256'][:12]}, "
+                         f"but {model_dir} is {want[:12]}; rerun the backbone stage")
+
+
+def run(params: dict[str, Any]) -> None:
+    paths = Paths.from_params(params)
+    started = time.perf_counter()
+    if params["model"]["weights"]:
+        model, tokenizer = load_instructblip(params["model"]["weights"], params["model"]["preset"])
+        metrics: dict[str, Any] = {"source": str(params["model"]["weights"])}
+    elif params["dataset"] != "synthqa" or params["model"]["preset"] != "tiny":
+        raise FileNotFoundError(
+            f"model.weights is null: the embedded backbone exists only for dataset synthqa with preset tiny; "
+            f"for {params['dataset']}/{params['model']['preset']}: {HOW_TO_GET_WEIGHTS}")
+    else:
+        model, tokenizer = embedded_backbone(params["seed"])
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("backbone: tiny InstructBLIP, %.2fM parameters", n_params / 1e6)
+        # Resumable state keyed by everything that defines the run, so a stale checkpoint is never reused.
+        ckpt = paths.checkpoints("backbone-" + stable_hash(
+            {"backbone": params["backbone"], "seed": params["seed"], "config": model.config.to_dict()}))
+        heads = GroundingHeads.for_model(model)
+        metrics = {"source": "embedded pretraining", "parameters": n_params,
+                   **pretrain_embedded(model, tokenizer, params, ckpt, heads)}
+    model_dir = paths.model("backbone")
+    with atomic_dir(model_dir) as tmp:
+        save_model(model, tokenizer, tmp)
+        if not params["model"]["weights"]:
+            save_file(heads.state_dict(), tmp / GROUNDING_HEADS_FILE)
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(tmp / "metrics.json", metrics)
+    if not params["model"]["weights"]:
+        shutil.rmtree(ckpt, ignore_errors=True)  # the model is saved: the resumable state has served
+    digest = backbone_hash(model_dir)
+    with atomic_dir(paths.features_dir) as tmp:
+        extract_features(model.to(device()), paths, tmp, digest)
+    log.info("backbone: done in %.1f s (%s)", time.perf_counter() - started, metrics)
+
+
+def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
+    """sha256 of the tiny backbone's weights after `steps` steps of its image-set pretraining (no video, no
+    files): the same string wherever the kernels compute the same bits. A few seconds on one core."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, tokenizer = embedded_backbone(seed)
+    params = {"seed": seed, "data": {"synthqa": {"size": 32}, "workers": 0},
+              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
+                           "checkpoint_every": steps}}
+    with tempfile.TemporaryDirectory(prefix="vila-fingerprint-") as ckpt:
+        pretrain_embedded(model, tokenizer, params, Path(ckpt))
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
