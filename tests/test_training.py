@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vila.training.loop import TrainSettings, lr_factor, plateaued, smoothed, train
+from vila.training.loop import TrainSettings, beats, lr_factor, plateaued, smoothed, train
 
 X = torch.from_numpy(np.random.default_rng(0).normal(size=(64, 8))).float()
 Y = (X[:, 0] > 0).long()
@@ -99,6 +99,20 @@ def test_convergence_rule_on_constructed_curves(curve, converged):
     """window 3, patience 3: converged once the 3-epoch mean has gone 3 epochs without a new best, and the latest
     epoch is not the best one; the smoothed curve starts at the first full window."""
     assert plateaued(curve, patience=3, window=3) is converged
+
+
+def test_a_higher_figure_replaces_the_kept_weights_only_beyond_the_noise():
+    """On 300 val questions one standard error at 0.29 is 2.6 points: the flat, noisy curve of a model near chance
+    keeps its first epoch; a real climb replaces it."""
+    curve = [0.290, 0.257, 0.260, 0.253, 0.287, 0.247, 0.270, 0.297, 0.277, 0.297]
+    kept = None
+    for i, v in enumerate(curve):
+        if beats(v, None if kept is None else curve[kept], 300):
+            kept = i
+    assert kept == 0
+    assert beats(0.33, 0.29, 300) and not beats(0.31, 0.29, 300)
+    assert beats(0.291, 0.29, None)  # without a val size: any higher figure
+    assert not beats(1.0, 1.0, 300) and beats(0.5, None, 300)
 
 
 def test_no_run_stops_before_min_epochs():

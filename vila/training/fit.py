@@ -68,6 +68,7 @@ def fit_and_save(
             model, param_groups, len(train_batcher.qa), *load_and_loss,
             eval_fn or (lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"], read=val_read)),
             settings, ckpt, out / "dvclive" if out else None, desc=name, workers=params["data"]["workers"],
+            val_size=len(val_batcher.qa),
         )
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["trainable_parameters"] = sum(p.numel() for g in param_groups for p in g["params"])

@@ -6,7 +6,13 @@ Localizer, the selection study's answerers): after each epoch the validation acc
 `window` epochs (a 300-question val set moves a single epoch's figure by a few points either way; the first full
 window is the curve's first point); training stops when that smoothed curve has not reached a new best for
 `patience` epochs and the latest epoch is not the best single one, but never before `min_epochs` (a model may sit
-near chance for several epochs before it takes off). A run that stops so has converged; one that reaches `max_epochs` (or `max_steps`) first has not, and
+near chance for several epochs before it takes off).
+
+The weights kept are the latest epoch's that beat the kept ones by more than the kept figure's standard error on
+the val set (sqrt(p (1 - p) / n)): a val set's noise does not pick among epochs of one level. (Keeping the raw
+maximum of a flat curve kept an arbitrary late epoch: the 4-frame teacher, near chance, was kept at epoch 8 of
+14 instead of 1 for a difference of 0.7 points, and the students initialised from it reached 0.52 validation
+accuracy instead of 0.88.) A run that stops so has converged; one that reaches `max_epochs` (or `max_steps`) first has not, and
 its metrics.json says so. The weights kept are those of the best single epoch.
 
 Randomness is derived from (seed, epoch, step): the data order of an epoch, the frames sampled per
@@ -75,6 +81,15 @@ def plateaued(val: list[float], patience: int, window: int, min_epochs: int = 0)
         return False
     since_best = len(curve) - 1 - int(np.nanargmax(curve))  # the first of equal values
     return since_best >= patience and int(np.argmax(val)) < len(val) - 1
+
+
+def beats(val: float, kept: float | None, n: int | None) -> bool:
+    """Does an epoch's validation figure `val` replace the kept one? When it is higher by more than the kept
+    figure's standard error on `n` val questions (a binomial proportion's; n None: any higher figure)."""
+    if kept is None:
+        return True
+    margin = math.sqrt(max(kept * (1.0 - kept), 0.0) / n) if n else 0.0
+    return val > kept + margin
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -180,8 +195,10 @@ def train(
     desc: str,
     workers: int = 0,
     shuffle: bool = True,
+    val_size: int | None = None,
 ) -> dict[str, Any]:
-    """Train; returns metrics. The best-on-val trainable weights are loaded into `model` at the end.
+    """Train; returns metrics. The kept trainable weights (module docstring; `val_size`: the val questions behind
+    each figure) are loaded into `model` at the end.
 
     load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy (None: no validation, no early stopping, the final
     weights are the result: the backbone's pretraining on generated data). `workers` DataLoader processes load steps
@@ -259,7 +276,8 @@ def train(
         _log_live(live, rec)
         log.info("%s epoch %d: loss %.4f%s", desc, epoch + 1, rec["train_loss"] or float("nan"),
                  "" if val is None else f" val accuracy {val:.4f}")
-        if val is None or val > state["best"]:  # no validation: the latest weights are the best there are
+        kept = None if state["best_epoch"] < 1 else state["best"]
+        if val is None or beats(val, kept, val_size):  # no validation: the latest weights are the best there are
             state.update(best=-1.0 if val is None else val, best_epoch=epoch + 1)
             best_weights = trainable_state(model)
         state["epoch"] = epoch + 1
@@ -295,6 +313,8 @@ def train(
         "stopped_by": state["stopped_by"],
         "convergence_rule": {"max_epochs": settings.max_epochs, "min_epochs": settings.min_epochs,
                              "patience": settings.patience, "window": settings.window},
+        "kept": "the latest epoch whose val figure beat the kept one by more than its standard error"
+                + (f" on {val_size} questions" if val_size else ""),
         "val_curve": curve if validated else [],
         "smoothed_val_curve": [None if np.isnan(v) else v for v in smoothed(curve, settings.window)] if validated else [],
         "history": state["history"],
