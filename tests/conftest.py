@@ -28,8 +28,9 @@ def smoke_params() -> dict[str, Any]:
     # Behaviour tests run on the machine's own kernels (MKL's vendor-neutral branch costs ~25% more time);
     # the pinned numerics are tested by tests/test_cpu.py.
     p["cpu_isa"] = "native"
-    p["data"]["synthqa"]["questions"] = {"train": 12, "val": 8, "test": 8}
+    p["data"]["synthqa"]["questions"] = {"train": 12, "val": 8, "test": 8, "moments": 8}
     p["backbone"].update(steps=2, batch_size=4, warmup_steps=1)
+    p["sevila"]["pretrain_val_clips"] = 4
     p["train"]["convergence"].update(max_epochs=1)
     p["train"]["teacher"].update(frames=[4, 32], batch_size=4, max_steps=1, warmup_steps=1)
     p["train"]["student"].update(batch_size=4, max_steps=1, warmup_steps=1)
@@ -37,7 +38,7 @@ def smoke_params() -> dict[str, Any]:
     p["evaluate"].update(batch_size=8, chosen_sample=4)
     # one batch size and one thread: the smoke speed stage runs beside the seed study's jobs
     p["speed"].update(batch_sizes=[2], repeats=20, breakdown_repeats=1, warmup=1, threads=1)
-    for name in ("vila_4f_no_relevance", "vila_4f_visual_gate"):  # vila_4f's code path with a loss weight at 0;
+    for name in ("vila_4f_no_distill", "vila_4f_visual_gate"):  # vila_4f's code path with a loss weight at 0;
         del p["variants"][name]  # the visual gate: tests/test_model.py
     p["report"]["selection_examples"] = 2
     p["seeds_study"] = [1]

@@ -39,7 +39,11 @@ def vila_cpu(tmp_path, cpu_isa: str, **env: str) -> dict[str, str]:
 def test_the_pinned_kernels_compute_the_committed_bits(tmp_path):
     got = vila_cpu(tmp_path, "avx2")
     assert got["aten"] == "AVX2" and got["pins"] == pins_for("avx2")
-    want = FINGERPRINTS.get(got["vendor"])
+    committed = FINGERPRINTS.get(got["vendor"], {})
+    if committed and committed["code"] != got["code"]:
+        pytest.skip(f"the committed {got['vendor']} fingerprint was made by other code than this tree's (the "
+                    "backbone's import closure changed since); run `vila cpu` on such a machine and commit it")
+    want = committed.get("fingerprint")
     assert got["fingerprint"] == want, (
         f"this machine ({got['vendor']}) computes other bits under cpu_isa: avx2 than the committed ones "
         f"({want or 'none committed for this vendor'}; it gives {got['fingerprint']}): its figures would differ "
@@ -50,7 +54,7 @@ def test_the_pinned_kernels_compute_the_committed_bits(tmp_path):
 def test_the_fingerprint_sees_other_kernels(tmp_path):
     """The check can fail: torch's scalar kernels (no pins, ATen capped at 'default') give other weights."""
     got = vila_cpu(tmp_path, "native", ATEN_CPU_CAPABILITY="default")
-    assert got["aten"] == "DEFAULT" and got["fingerprint"] not in FINGERPRINTS.values()
+    assert got["aten"] == "DEFAULT" and got["fingerprint"] not in {f["fingerprint"] for f in FINGERPRINTS.values()}
 
 
 def test_pins_after_torch_loaded_with_other_kernels_are_refused(monkeypatch):

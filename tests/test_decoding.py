@@ -100,10 +100,11 @@ def test_decord_and_pyav_agree_pixel_for_pixel_where_decord_checks_out(tmp_path)
 
 
 def test_the_encoder_settings_reach_the_encoder(tmp_path):
-    """crf 12 without B-frames, one thread: what write_clip asks for is what the clip says it was made with
-    (PyAV's two option dicts replace each other; x264 then runs at crf 23 with B-frames)."""
+    """crf 0 (x264 records it as constant qp 0: lossless) without B-frames, one thread: what write_clip asks for is
+    what the clip says it was made with (PyAV's two option dicts replace each other; x264 then runs at crf 23 with
+    B-frames)."""
     settings = encoder_settings(indexed_clip(tmp_path / "c.mp4", 32, 32))
-    assert (settings["crf"], settings["bframes"], settings["threads"]) == ("12.0", "0", "1")
+    assert (settings["rc"], settings["qp"], settings["bframes"], settings["threads"]) == ("cqp", "0", "0", "1")
 
 
 def test_a_span_after_the_video_is_an_error_naming_it(tmp_path):

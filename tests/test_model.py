@@ -17,7 +17,8 @@ def batch(tok, n=3, frames=32, questions=None):
     torch.manual_seed(0)
     return {"qformer_ids": q.input_ids, "qformer_mask": q.attention_mask, "input_ids": p.input_ids,
             "attention_mask": p.attention_mask, "num_options": torch.full((n,), 2),
-            "vit_tokens": torch.randn(n, frames, 65, 64), "labels": torch.zeros(n, dtype=torch.long)}
+            "vit_tokens": torch.randn(n, frames, 65, 64), "labels": torch.zeros(n, dtype=torch.long),
+            "frame_index": torch.arange(frames).expand(n, -1)}
 
 
 def student(base, **kw):
@@ -352,7 +353,7 @@ def test_answer_is_restricted_to_the_options_a_question_has(backbone):
     b.pop("labels")
     b["num_options"] = torch.tensor([2, 3, 4])
     with torch.no_grad():
-        logits = base(**{**b, "vit_tokens": b["vit_tokens"][:, :1]}).letter_logits
+        logits = base(**{**b, "vit_tokens": b["vit_tokens"][:, :1], "frame_index": b["frame_index"][:, :1]}).letter_logits
     for row, n in zip(logits, [2, 3, 4], strict=True):
         assert torch.isinf(row[n:]).all() and torch.isfinite(row[:n]).all()
     assert np.all(logits.argmax(-1).numpy() < np.array([2, 3, 4]))
@@ -368,7 +369,7 @@ def test_tokenizer_knows_every_word_of_the_benchmark_and_each_letter(backbone):
     assert len(set(letters)) == 5 and tok.unk_token_id not in letters
     rng = np.random.default_rng(0)
     for qtype in synthqa.TYPES:
-        item = synthqa.unified_item(synthqa.make_clip(qtype, 0, 32, 3, rng), "x", 0)
+        item = synthqa.unified_item(synthqa.make_clip(qtype, 0, rng), "x", 0)
         assert tok.unk_token_id not in tok(llm_prompt(item)).input_ids
 
 
@@ -422,12 +423,14 @@ def test_speed_breakdown_and_flops_run_the_forward_pass_own_steps(backbone, desi
     assert [name for name, _ in model.steps()] == expected_order
     calls = step_calls(model, b, 32)
     assert list(calls) == expected_order
-    frames = end_to_end_frames(model, b["frames"], 32)
-    assert frames.shape[1] == (4 if design == "uniform" else 32)
-    p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"], frames=frames)
+    frames, index = end_to_end_frames(model, b["frames"], 32)
+    assert frames.shape[1] == index.shape[1] == (4 if design == "uniform" else 32)
+    p = ForwardPass(b["qformer_ids"], b["qformer_mask"], b["input_ids"], b["attention_mask"], frames=frames,
+                    frame_index=index)
     with torch.inference_mode():
         trace_steps(model, p)
-        letter_logits = model(frames=frames, **{k: v for k, v in b.items() if k != "frames"}).letter_logits
+        inputs = {k: v for k, v in b.items() if k not in ("frames", "frame_index")}
+        letter_logits = model(frames=frames, frame_index=index, **inputs).letter_logits
     letters = torch.tensor(model.config.letter_ids)
     assert torch.equal(p.vocab_logits[:, letters[:2]], letter_logits[:, :2])
     assert torch.equal(letter_logits.argmax(-1), end_to_end(model, b, 32)())

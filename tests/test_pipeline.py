@@ -97,7 +97,7 @@ def project(tmp_path_factory):
 
 def test_committed_dvc_yaml_is_generated_from_the_stage_list():
     assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(), "run `vila pipeline` and commit dvc.yaml"
-    assert (ROOT / "study/dvc.yaml").read_text() == study_dvc_yaml_text(), "run `vila pipeline`, commit study/dvc.yaml"
+    assert (ROOT / "study/dvc.yaml").read_text() == study_dvc_yaml_text(repo_params()), "run `vila pipeline`, commit it"
     assert (ROOT / "selection/dvc.yaml").read_text() == selection_dvc_yaml_text(), "run `vila pipeline`, commit it"
 
 

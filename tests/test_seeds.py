@@ -16,11 +16,11 @@ from vila.evaluation.seeds import summarise
 
 
 def _claim(diff: float, lo: float, hi: float, verdict: str) -> dict:
-    return {"claim": "c", "a": "vila_4f", "b": "sevila_4f", "metric": "overall", "paper": 2.2, "diff": diff,
-            "ci95": [lo, hi], "verdict": verdict}
+    return {"claim": "c", "group": "paper", "a": "vila_4f", "b": "sevila_4f", "metric": "overall", "paper": 2.2,
+            "diff": diff, "ci95": [lo, hi], "verdict": verdict}
 
 
-ITEMS = [{"qid": f"q{i}", "answer": 0, "type": "t"} for i in range(100)]
+ITEMS = [{"qid": f"q{i}", "answer": 0, "type": "t"} for i in range(100)]  # the questions every seed answers
 
 
 def _eval(right: int, acc_mean: float | None = None) -> dict:
@@ -41,9 +41,9 @@ def _study(rights: dict[int, tuple[int, int]]) -> dict:
     return per_seed
 
 
-def test_summary_gives_every_seed_the_sample_sd_and_the_pooled_verdict():
+def test_summary_gives_every_seed_the_sample_sd_and_the_t_interval_verdict():
     per_seed = _study({0: (70, 60), 1: (80, 78), 2: (75, 66)})
-    out = summarise(per_seed, 0, ITEMS, 10_000, 0)
+    out = summarise(per_seed, 0)
     assert out["seeds_study"] == [0, 1, 2] and out["comparisons"][0]["seeds"] == {"0": 0.10, "1": 0.02, "2": 0.09}
     acc = out["models"]["vila_4f"]["overall"]
     assert acc["seeds"] == {"0": 0.70, "1": 0.80, "2": 0.75}
@@ -51,23 +51,24 @@ def test_summary_gives_every_seed_the_sample_sd_and_the_pooled_verdict():
     claim = out["claims"][0]
     assert claim["diff_mean"] == pytest.approx(0.07) and claim["diff_sd"] == pytest.approx(0.0435889894)
     assert claim["seed_verdicts"]["1"] == "inconclusive" and claim["seed_ci95"]["2"] == [pytest.approx(0.04), pytest.approx(0.14)]
-    # the pooled evidence: vila_4f right on every question sevila_4f is right on, and on 2-10 more: it holds
-    assert claim["pooled_diff"] == pytest.approx(0.07) and claim["pooled_ci95"][0] > 0
-    assert claim["verdict"] == "holds"  # where "holds at every seed" would have said inconclusive (seed 1)
+    # mean 0.07 +- t_2(0.975) 4.303 x 0.0436 / sqrt(3): [-0.038, +0.178], an interval that holds 0
+    assert claim["seeds_ci95"] == [pytest.approx(0.07 - 0.108282, abs=1e-4), pytest.approx(0.07 + 0.108282, abs=1e-4)]
+    assert claim["verdict"] == "inconclusive" and claim["magnitude"] == "consistent"  # the paper's 2.2 inside
+    assert "Student-t" in claim["seed_rule"]
 
 
-def test_the_pooled_verdict_is_inconclusive_when_the_seeds_disagree():
-    out = summarise(_study({0: (70, 60), 1: (60, 70), 2: (66, 65)}), 0, ITEMS, 10_000, 0)
+def test_the_verdict_over_seeds_holds_when_every_seed_agrees_closely():
+    out = summarise(_study({0: (70, 60), 1: (71, 60), 2: (69, 60), 3: (70, 61), 4: (70, 59)}), 0)
     claim = out["claims"][0]
-    assert claim["pooled_ci95"][0] < 0 < claim["pooled_ci95"][1] and claim["verdict"] == "inconclusive"
+    assert claim["seeds_ci95"][0] > 0 and claim["verdict"] == "holds" and claim["magnitude"] == "larger"
 
 
 def test_a_stage_shared_by_every_seed_refuses_another_seed():
-    """`vila --seed 1 backbone` would overwrite the backbone every seed shares: refused, before any work."""
+    """`vila --seed 1 preprocess` would overwrite the decode cache every seed shares: refused, before any work."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "vila.cli", "--seed", "1", "backbone"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "vila.cli", "--seed", "1", "preprocess"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode != 0 and "does not depend on the training seed" in out.stderr
 
@@ -76,7 +77,8 @@ def test_a_stage_shared_by_every_seed_refuses_another_seed():
 def test_reproduce_seeds_trains_every_model_again_at_the_study_seed_only(smoke_dag: Path, tmp_path):
     """The smoke DAG ran `all reproduce_seeds` (seeds_study [1]). On a project that has Table 1's outputs only,
     `reproduce_seeds` plans only the seed-study twins and `seeds`: the default seed's models are reused as they
-    are, the backbone and caches shared. The seed-1 outputs follow the contracts; a second invocation does nothing."""
+    are, the decode cache shared, the backbone drawn again. The seed-1 outputs follow the contracts; a second
+    invocation does nothing."""
     params = yaml.safe_load((smoke_dag / "params.yaml").read_text())
     assert params["seeds_study"] == [1]
     project = tmp_path / "p"
@@ -85,8 +87,13 @@ def test_reproduce_seeds_trains_every_model_again_at_the_study_seed_only(smoke_d
     plan = run(["snakemake", "-n", "--cores", "2", "reproduce_seeds"], project).stdout
     rules = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.M)) - {"reproduce_seeds"}
     assert rules and all(r.endswith("_seeds") or r == "seeds" for r in rules), rules
-    assert {"student_seeds", "localizer_seeds", "compare_seeds", "seeds"} <= rules
-    assert not (smoke_dag / "study/seeds/1/models/synthqa/backbone").exists()
+    assert {"backbone_seeds", "student_seeds", "localizer_seeds", "compare_seeds", "seeds"} <= rules
+    # the claims' models only: the 4- and 32-frame teachers (the smoke profile has no others), no ablation's
+    assert "study/seeds/1/models/synthqa/uniform_4f" in plan and "sevila_localizer_no_pretrain" not in plan
+    # each seed has its own backbone (the stand-in for released weights is drawn again too)
+    b0 = (smoke_dag / "models/synthqa/backbone/model.safetensors").read_bytes()
+    b1 = (smoke_dag / "study/seeds/1/models/synthqa/backbone/model.safetensors").read_bytes()
+    assert b0 != b1
     schema = json.loads((ROOT / "workflow/schemas/eval.schema.json").read_text())
     for name in ("uniform_32f", "vila_4f", "vila_2f", "sevila_4f"):
         seed1 = json.loads((smoke_dag / f"study/seeds/1/results/synthqa/eval/{name}.json").read_text())
@@ -100,11 +107,15 @@ def test_reproduce_seeds_trains_every_model_again_at_the_study_seed_only(smoke_d
     summary = json.loads((smoke_dag / "study/results/synthqa/comparisons.json").read_text())
     jsonschema.validate(summary, json.loads((ROOT / "workflow/schemas/comparisons.schema.json").read_text()))
     assert summary["seeds_study"] == [0, 1]
-    assert all(set(c["seeds"]) == {"0", "1"} for c in summary["comparisons"])
+    study = set(summary["models"])  # the claims' models, at every seed; the ablations are seed 0's only
+    assert {"uniform_4f", "uniform_32f", "vila_4f", "vila_2f", "vila_4f_relevance", "sevila_4f"} <= study
+    assert "sevila_4f_no_loc_pretrain" not in study
+    assert all(set(c["seeds"]) == ({"0", "1"} if {c["a"], c["b"]} <= study else {"0"}) for c in summary["comparisons"])
     vila = json.loads((smoke_dag / "results/synthqa/eval/vila_4f.json").read_text())
     assert summary["models"]["vila_4f"]["overall"]["seeds"]["0"] == vila["accuracy"]["overall"]
-    assert {c["a"] for c in summary["claims"]} == {"vila_4f", "vila_2f", "sevila_4f"}
-    assert all(set(c["seed_verdicts"]) == {"0", "1"} for c in summary["claims"])
+    assert {c["a"] for c in summary["claims"]} == {"vila_4f", "vila_2f", "sevila_4f", "vila_4f_relevance"}
+    assert all(set(c["seed_verdicts"]) == {"0", "1"} and "seeds_ci95" in c for c in summary["claims"])
+    assert not any(c["group"] == "ablation" for c in summary["claims"])  # ablations: seed 0 only
     page = (smoke_dag / "reports/seeds.html").read_text()
     assert "seed 1" in page and "verdict across seeds" in page
     again = run(["snakemake", "-n", "--cores", "1", "reproduce_seeds", "all"], smoke_dag).stdout

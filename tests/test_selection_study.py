@@ -46,27 +46,40 @@ def test_hyper_parameter_grids_come_from_params():
     assert study.candidates("vila_fast", cfg) == [{}]
 
 
-def test_the_readers_frame_sets_mix_uniform_random_and_relevant_ones():
-    """reader_<k>f's training frames: per question one kind of READ_MIX, k distinct frames in time order; the
-    relevant kind draws frames in proportion to the teacher's relevance (a frame holding all of it is always
-    drawn); the draw is a function of the generator alone (a resumed run replays it)."""
+def test_the_readers_frame_sets_are_question_blind_uniform_or_random():
+    """reader_<k>f's training frames: per question one kind of READ_MIX (uniform or random, nothing drawn with a
+    relevance signal), k distinct frames in time order; the draw is a function of the generator alone (a resumed
+    run replays it)."""
     n, total, k = 600, 32, 4
-    relevance = np.full((n, total), 1e-6)
-    relevance[:, 7] = 1.0  # the teacher's relevance sits on frame 7
-    a = study.mixed_frames(relevance, k, np.random.default_rng(1))
-    assert np.array_equal(a, study.mixed_frames(relevance, k, np.random.default_rng(1)))
+    a = study.mixed_frames(n, total, k, np.random.default_rng(1))
+    assert study.READ_MIX == ("uniform", "random")
+    assert np.array_equal(a, study.mixed_frames(n, total, k, np.random.default_rng(1)))
     assert a.shape == (n, k) and (np.diff(a, axis=1) > 0).all() and a.min() >= 0 and a.max() < total
     grid_like = np.all((a >= np.arange(k) * 8) & (a < (np.arange(k) + 1) * 8), axis=1)  # one per interval
-    with_7 = (a == 7).any(axis=1)
-    # about a third uniform (one frame per interval), two thirds hold frame 7 at least (relevant: always)
-    assert 0.28 < grid_like.mean() < 0.45 and with_7.mean() > 0.33
-    middles = study.mixed_frames(relevance, k, np.random.default_rng(2), middles=True)
+    # half uniform (one frame per interval); a random set of 4 falls one per interval 8^4/C(32,4) = 11% of the time
+    assert 0.5 < grid_like.mean() < 0.62
+    assert np.bincount(a.ravel(), minlength=total).min() > 0  # every frame is read sometimes
+    middles = study.mixed_frames(n, total, k, np.random.default_rng(2), middles=True)
     grid_rows = np.all(middles == [4, 12, 20, 28], axis=1)
-    assert 0.25 < grid_rows.mean() < 0.42  # validation's uniform kind reads the interval middles
+    assert 0.42 < grid_rows.mean() < 0.58  # validation's uniform kind reads the interval middles
 
 
-def test_relevant_frames_never_repeat_and_prefer_the_relevant_ones():
-    rel = np.zeros(32)
-    rel[[3, 17]] = [0.6, 0.4]
-    draws = [study.relevant_frames(rel, 4, np.random.default_rng(s)).tolist() for s in range(50)]
-    assert all(len(set(d)) == 4 and d == sorted(d) and {3, 17} <= set(d) for d in draws)
+def test_pixel_statistic_selectors_take_the_top_frames_of_the_decoded_clip():
+    """object_pixels and frame_difference (question-blind) read the split's decoded frames: the frames with the most
+    non-background pixels, the frames that differ most from the one before."""
+    from vila.data.synthqa import BACKGROUND
+
+    frames = np.empty((1, 32, 8, 8, 3), np.uint8)
+    frames[:] = BACKGROUND
+    frames[0, [3, 9], :4] = 255  # half the frame lit: most pixels, and a change from the frame before
+    frames[0, [10]] = 255  # all of it
+    qa = QASplit("val", [{"qid": "q", "keyframes": [9]}], np.arange(1), frames=frames)
+    rng = np.random.default_rng(0)
+    assert study.choose("object_pixels", 1, qa, None, {}, 32, rng).tolist() == [[10]]
+    assert study.choose("object_pixels", 3, qa, None, {}, 32, rng).tolist() == [[3, 9, 10]]
+    assert study.choose("frame_difference", 1, qa, None, {}, 32, rng).tolist() == [[11]]  # lit -> dark: all changes
+    second = {tuple(study.choose("object_pixels", 2, qa, None, {}, 32, np.random.default_rng(s)).ravel())
+              for s in range(20)}
+    assert second == {(3, 10), (9, 10)}  # frames 3 and 9 tie: either, at random
+    with pytest.raises(ValueError, match="decoded frames"):
+        study.choose("frame_difference", 3, split([[1]]), None, {}, 32, rng)

@@ -149,3 +149,36 @@ def test_localizer_loss_is_the_lm_loss_of_yes_or_no(backbone):
     target = torch.full((2, T), no)
     target[0, 3] = yes
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()))
+
+
+def test_cached_localizer_scores_give_the_answers_of_scoring_again(backbone, tmp_path, monkeypatch):
+    """A SeViLA model that reads its Localizer's scores from the localize stage's cache answers exactly as when it
+    runs the 32 LLM passes itself; evaluate takes the cache only when it holds this very Localizer's scores."""
+    from vila.evaluation.evaluate import cached_localizer_scores
+    from vila.io import stable_hash, write_json
+    from vila.models.modeling import localizer_digest
+    from vila.paths import Paths
+
+    base, tok = backbone
+    model = sevila(base, 4)
+    b = inputs(tok)
+    with torch.no_grad():
+        own = model(**b)
+        scores = model.localizer_logits(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"],
+                                        b["localizer_mask"])[..., model.config.yes_no_ids[0]]
+        cached = model(**{k: v for k, v in b.items() if not k.startswith("localizer_")}, localizer_scores=scores)
+    assert torch.equal(own.letter_logits, cached.letter_logits) and torch.equal(own.chosen, cached.chosen)
+    with pytest.raises(ValueError, match="only a SeViLA model"):
+        base(**{**b, "vit_tokens": b["vit_tokens"][:, :1], "frame_index": torch.zeros(2, 1, dtype=torch.long)},
+             localizer_scores=scores)
+    monkeypatch.chdir(tmp_path)
+    paths, qa = Paths("synthqa"), items(2)
+    paths.localized.mkdir(parents=True)
+    np.save(paths.localized / "test.npy", scores.numpy())
+    meta = {"localizer_weights_sha256": localizer_digest(model), "test": {"qids_sha256": stable_hash([it["qid"] for it in qa])}}
+    write_json(paths.localized / "meta.json", meta)
+    assert np.array_equal(cached_localizer_scores(model, paths, "test", qa), scores.numpy())
+    other = sevila(base, 4)
+    with torch.no_grad():
+        other.localizer.ln_vision.weight.add_(1.0)  # another Localizer: its own scores, never the cache
+    assert cached_localizer_scores(other, paths, "test", qa) is None

@@ -53,20 +53,30 @@ def test_every_output_contract(smoke_dag: Path):
         assert result["frames"] == k and result["sampled_frames"] == 32
         assert {len(c) for c in result["selection"]["chosen"].values()} == {k}
         assert all(c == sorted(set(c)) for c in result["selection"]["chosen"].values())
-    labels = json.loads((smoke_dag / "work/synthqa/pseudo_labels/meta.json").read_text())
+    # SeViLA's pseudo-labeller is the zero-shot Answerer: the backbone itself, not a model fine-tuned on the QA task
+    labels = json.loads((smoke_dag / "work/synthqa/pseudo_labels_zero_shot/meta.json").read_text())
+    assert labels["labeller"] == "zero_shot" and labels["answerer"] == "models/synthqa/backbone"
     assert labels["questions"] == 12 and labels["frames"] == 32 and "against_keyframes" in labels
+    ablation = json.loads((smoke_dag / "work/synthqa/pseudo_labels_uniform_answerer/meta.json").read_text())
+    assert ablation["answerer"] == "models/synthqa/sevila_answerer_uniform_4f"
+    pretrained = json.loads((smoke_dag / "models/synthqa/sevila_localizer_pretrained/metrics.json").read_text())
+    assert pretrained["chance"] == 0.5 and pretrained["val_curve"]
     stats = json.loads((smoke_dag / "work/synthqa/dataset/stats.json").read_text())
-    assert stats["questions"] == 28 and "uniform4_keyframe_coverage" in stats
+    assert stats["questions"] == 28 and stats["generator_version"] == 2 and stats["test_seed"] == 917
+    assert set(stats["question_blind_selection"]["test"]) >= {"uniform", "random", "object_pixels", "frame_difference"}
     comparisons = json.loads((smoke_dag / "results/synthqa/comparisons.json").read_text())
     jsonschema.validate(comparisons, json.loads((SCHEMAS / "comparisons.schema.json").read_text()))
-    assert {c["a"] for c in comparisons["claims"]} == {"vila_4f", "vila_2f", "sevila_4f"} and comparisons["resamples"] >= 10_000
+    assert {c["a"] for c in comparisons["claims"]} == {"vila_4f", "vila_2f", "sevila_4f", "vila_4f_relevance"}
+    assert comparisons["resamples"] >= 10_000
+    paper = [c for c in comparisons["claims"] if c["group"] == "paper"]
+    assert len(paper) == 4 and all({"p_holm", "magnitude", "speed"} <= set(c) for c in paper)
     for variant in VARIANTS:  # every question scored has its prediction, for the paired statistics
         result = json.loads((smoke_dag / f"results/synthqa/eval/{variant}.json").read_text())
         assert len(result["predictions"]) == result["n"] and result["seed"] == 0
 
 
 def test_reports_are_offline_and_complete(smoke_dag: Path):
-    for name in ("table1", "table2", "speed", "training", "selection"):
+    for name in ("table1", "table2", "speed", "training", "selection", "benchmark"):
         page = (smoke_dag / f"reports/{name}.html").read_text()
         text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", page)  # base64 can spell "NaN"
         assert "NaN" not in text and "nan%" not in text
@@ -294,7 +304,7 @@ def test_sevila_answerer_trains_on_the_localizers_top_k_frames_in_time_order(smo
     seen = {}
 
     def capture(model, tokenizer, params, section, name, load_and_loss, groups, train_b, val_b, val_read=None,
-                out_dir=None):
+                out_dir=None, eval_fn=None, chance=None):
         seen.update(model=model, name=name, load=load_and_loss[0], train_b=train_b, val_read=val_read)
 
     monkeypatch.setattr(fit, "fit_and_save", capture)
@@ -329,7 +339,7 @@ def test_report_reads_the_params_file_it_is_given_and_says_na_for_a_missing_vari
     run(["vila", "--params", "other.yaml", "report"], project)
     table1 = (project / "reports/table1.html").read_text()
     assert "Provenance" in table1
-    row = table1[table1.index("vila_4f_fast"):].split("</tr>")[0]
+    row = table1[table1.index("<th>vila_4f_fast</th>"):].split("</tr>")[0]
     assert row.count("n/a") >= 6
 
 

@@ -167,7 +167,7 @@ def test_backbone_pretraining_runs_in_the_training_loop_and_resumes(tmp_path, mo
 
     params = {"seed": 0, "data": {"synthqa": {"size": 32}, "workers": 0},
               "backbone": {"steps": 4, "batch_size": 4, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
-                           "checkpoint_every": 2}}
+                           "checkpoint_every": 2, "max_frames": 4}}
     ref, tok = backbone.embedded_backbone(0)
     metrics = backbone.pretrain_embedded(ref, tok, params, tmp_path / "a")
     assert metrics["steps"] == 4

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from vila.data.registry import DATASETS, REAL
-from vila.pipeline.stages import plain_commands, stage_by_name
+from vila.pipeline.stages import stage_by_name
 
 
 def _call(target: str, *args: Any, **kwargs: Any) -> Any:
@@ -47,47 +47,69 @@ def run_stage(name: str, args: argparse.Namespace, distributed: bool = False, **
     _call(stage.entry, params, **kwargs)
 
 
-# `vila train KIND` -> (stage, the argument its entry point takes, if any)
-TRAIN_KINDS = {"teacher": ("teacher", "frames"), "student": ("student", "variant"),
-               "uniform-answerer": ("uniform_answerer", None), "localizer": ("localizer", None),
-               "answerer": ("answerer", "frames"), "reader": ("reader", "k")}
+def command_parts(cmd: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A stage command (template or concrete) -> (its words, its options): `vila train teacher --frames 4` ->
+    (("train", "teacher"), {"frames": "4"}). Every option takes a value, named as the entry point's argument."""
+    tokens = cmd.split()[1:]
+    words = tuple(t for t in tokens[: next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))])
+    rest = tokens[len(words):]
+    return words, {k.removeprefix("--").replace("-", "_"): v for k, v in zip(rest[::2], rest[1::2], strict=True)}
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    stage, arg = TRAIN_KINDS[args.kind]
-    value = {"frames": args.frames, "k": args.frames, "variant": args.variant}.get(arg) if arg else None
-    if arg and value is None:
-        raise SystemExit(f"vila train {args.kind}: --{'variant NAME' if arg == 'variant' else 'frames N'} is required")
-    run_stage(stage, args, distributed=True, **({arg: value} if arg else {}))
+def stage_commands() -> dict[tuple[str, ...], list[Any]]:
+    """The stage list's commands by their words (the seed study's twins are the same commands at --seed)."""
+    from vila.pipeline.stages import ALL_STAGES
+
+    commands: dict[tuple[str, ...], list[Any]] = {}
+    for stage in ALL_STAGES:
+        if not stage.base:
+            commands.setdefault(command_parts(stage.cmd)[0], []).append(stage)
+    return commands
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from vila.config import EVALUATE_STAGE, load_params, model_kinds
+def cmd_stage(args: argparse.Namespace) -> None:
+    """Find the stage job whose command this is (the stage list, expanded with the params: `vila evaluate --variant
+    uniform_4f` is evaluate_teacher's job at frames 4) and run its entry point with the command's options."""
+    from vila.config import load_params
+    from vila.pipeline.stages import job_values
 
-    kinds = model_kinds(load_params(args.params))
-    if args.variant not in kinds:
-        raise SystemExit(f"vila evaluate: --variant {args.variant}: not a model of {args.params} "
-                         f"(have: {', '.join(kinds)})")
-    run_stage(EVALUATE_STAGE[kinds[args.variant]], args, variant=args.variant)
-
-
-def cmd_sevila(args: argparse.Namespace) -> None:
-    if args.uniform_answerer:
-        run_stage("sevila_uniform_answerer", args)
-    else:
-        run_stage("sevila", args, frames=args.frames)
-
-
-def cmd_scores(args: argparse.Namespace) -> None:
-    run_stage("scores", args, source=args.source)
-
-
-def cmd_select(args: argparse.Namespace) -> None:
-    run_stage("select", args, selector=args.selector, k=args.frames)
+    params = load_params(args.params)
+    given = {k: str(v) for k, v in vars(args).items() if k in args.options and v is not None}
+    known = []
+    for stage in stage_commands()[args.words]:
+        for values in job_values(params, stage):
+            concrete = stage.cmd.format(dataset=params["dataset"], **values)
+            options = command_parts(concrete)[1]
+            if options == given:
+                kwargs = {k: int(v) if v.isdigit() else v for k, v in options.items()}
+                run_stage(stage.name, args, distributed=args.words[0] == "train", **kwargs)
+                return
+            known.append(concrete)
+    asked = " ".join(["vila", *args.words, *(f"--{k.replace('_', '-')} {v}" for k, v in given.items())])
+    raise SystemExit(f"{asked}: not a job of the stage list under {args.params}; its jobs: {', '.join(sorted(known))}")
 
 
-def cmd_plain(name: str) -> Any:
-    return lambda args: run_stage(name, args)
+def add_stage_commands(sub: Any) -> None:
+    """`vila <words> [--option value ...]` for every stage of the stage list: a command's options are its stages'
+    (an int where the stage list fills a number), its help their help (or their names)."""
+    groups: dict[str, dict[tuple[str, ...], list[Any]]] = {}
+    for words, stages in stage_commands().items():
+        groups.setdefault(words[0], {})[words] = stages
+    for first, commands in groups.items():
+        stages = [st for group in commands.values() for st in group]
+        helps = sorted({st.help for st in stages if st.help}) or [", ".join(st.name for st in stages)]
+        p = sub.add_parser(first, help="; ".join(helps))
+        kinds = sorted(w[1] for w in commands if len(w) > 1)
+        if kinds:
+            p.add_argument("kind", choices=kinds)
+        options: dict[str, bool] = {}
+        for st in stages:
+            for name, value in command_parts(st.cmd)[1].items():
+                numeric = value.strip("{}") in ("frames", "keyframes", "budget") or value.isdigit()
+                options[name] = options.get(name, True) and numeric
+        for name, numeric in sorted(options.items()):
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int if numeric else str)
+        p.set_defaults(func=cmd_stage, options=set(options), first=first, kinds=bool(kinds))
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
@@ -120,7 +142,22 @@ def cmd_cpu(args: argparse.Namespace) -> None:
     from vila.cpu import capability
     from vila.training.backbone import numerics_fingerprint
 
-    print(json.dumps({**capability(), "fingerprint": numerics_fingerprint()}, sort_keys=True))
+    print(json.dumps({**capability(), "fingerprint": numerics_fingerprint(), "code": fingerprint_code()},
+                     sort_keys=True))
+
+
+def fingerprint_code() -> str:
+    """sha256 of the code the numerics fingerprint runs (vila.training.backbone's import closure inside vila/): a
+    committed fingerprint is about the kernels only while this code is the code that made it."""
+    import hashlib
+
+    from vila.pipeline.closure import ROOT, import_closure
+
+    digest = hashlib.sha256()
+    for path in import_closure("vila.training.backbone"):
+        digest.update(path.encode())
+        digest.update((ROOT / path).read_bytes())
+    return digest.hexdigest()
 
 
 def cmd_readme(args: argparse.Namespace) -> None:
@@ -140,31 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train/evaluate at this seed of the seed study (outputs under study/seeds/SEED/)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, stage in plain_commands().items():  # the stage list's plain `vila <name>` stages
-        sub.add_parser(name, help=stage.help).set_defaults(func=cmd_plain(name))
-    p = sub.add_parser("train", help="train a uniform-N teacher, a ViLA student variant, SeViLA's Answerers and "
-                       "Localizer, or the selection study's reader")
-    p.add_argument("kind", choices=list(TRAIN_KINDS))
-    p.add_argument("--frames", type=int, help="teacher: uniformly sampled frames N; answerer: SeViLA's k; "
-                   "reader: the selection budget k")
-    p.add_argument("--variant", help="student: a key of `variants` in params.yaml")
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", help="accuracy per type, key-frame recall, chosen frames of one variant")
-    p.add_argument("--variant", required=True, help="a model of params.yaml: uniform_<N>f, a student variant, "
-                   "sevila_<k>f, sevila_4f_uniform_answerer")
-    p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("sevila", help="sevila_<k>f: SeViLA's k-frame Answerer with the trained Localizer")
-    p.add_argument("--frames", type=int, required=True, help="k, one of sevila.frames")
-    p.add_argument("--uniform-answerer", action="store_true",
-                   help="the ablation sevila_4f_uniform_answerer: the uniform-trained Answerer reads the Localizer's frames")
-    p.set_defaults(func=cmd_sevila)
-    p = sub.add_parser("scores", help="per-frame relevance scores of val/test from one source (selection.scorers)")
-    p.add_argument("--source", required=True, help="backbone (its image-text match), sevila_<k>f or a ViLA variant")
-    p.set_defaults(func=cmd_scores)
-    p = sub.add_parser("select", help="one selector's k frames per test question, read by the shared reader_<k>f")
-    p.add_argument("--selector", required=True, help="one of selection.selectors")
-    p.add_argument("--frames", type=int, required=True, help="k, one of selection.frames")
-    p.set_defaults(func=cmd_select)
+    add_stage_commands(sub)  # every stage of the stage list (vila/pipeline/stages.py)
     p = sub.add_parser("convert", help="official annotation files -> unified JSON lists, one per split")
     p.add_argument("dataset", choices=REAL)
     p.add_argument("--src", required=True, help="folder with the official files under their official names")
@@ -203,6 +216,8 @@ def processes_per_node() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if getattr(args, "func", None) is cmd_stage:
+        args.words = (args.first, args.kind) if args.kinds else (args.first,)
     if args.command == "train" and "LOCAL_RANK" not in os.environ and (nproc := processes_per_node()) > 1:
         # One process per GPU the scheduler allotted: the same command under torchrun, so Snakemake and DVC
         # keep one command line whatever the node size.

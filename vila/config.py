@@ -77,9 +77,9 @@ def student_settings(params: dict[str, Any], variant: str) -> dict[str, Any]:
 
 
 def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
-    """params for a job of the seed study: training and evaluation at `seed` (params["seed"] := seed) with the
-    outputs under .../seeds/<seed>/ (Paths reads `study_seed`). The backbone is never re-seeded: it is the stand-in
-    for the released InstructBLIP weights, which a fine-tuning seed study keeps. `seed` None or equal to
+    """params for a job of the seed study: the backbone, training and evaluation at `seed` (params["seed"] := seed)
+    with the outputs under .../seeds/<seed>/ (Paths reads `study_seed`). The backbone is re-seeded too: it stands in
+    for released pretrained weights, and a verdict should not rest on one draw of them. `seed` None or equal to
     params["seed"]: params unchanged (Table 1's own models)."""
     if seed is None or seed == params["seed"]:
         return params
@@ -88,9 +88,35 @@ def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
 
 # Which evaluate stage reads each kind of model (its dependencies differ: a student's fast selector reads frames).
 EVALUATE_STAGE = {"teacher": "evaluate_teacher", "student": "evaluate_student", "sevila": "evaluate_sevila",
-                  "sevila_uniform_answerer": "evaluate_sevila_uniform_answerer"}
-SEVILA_LABELS_FROM = 4  # SeViLA's k: the uniform-trained Answerer that labels frames reads 4 (vila/training/sevila.py)
-SPEED_REFERENCE = f"sevila_{SEVILA_LABELS_FROM}f"  # the baseline of the paper's claims and of its speed-ups
+                  "sevila_ablation": "evaluate_sevila_ablation"}
+SEVILA_K = 4  # SeViLA's k: its key frames (sevila_4f, the baseline of the claims); its ablations and labeller read k
+SPEED_REFERENCE = f"sevila_{SEVILA_K}f"  # the baseline of the paper's claims and of its speed-ups
+def sevila_answerer(frames: int, uniform: bool = False) -> str:
+    """SeViLA's Answerer trained on the Localizer's frames (its method), or on uniform ones (an ablation's)."""
+    return f"sevila_answerer_uniform_{frames}f" if uniform else f"sevila_answerer_{frames}f"
+
+
+SEVILA_PRETRAINED = "sevila_localizer_pretrained"  # the Localizer after moment-retrieval pre-training (step 1)
+# SeViLA's Localizer (vila/training/sevila.py): by its whole recipe (pre-trained on moment retrieval, refined on the
+# zero-shot Answerer's pseudo-labels), and without one piece each: the ablations measure what a piece is worth.
+LOCALIZERS = {
+    "sevila_localizer": {"pretrained": True, "labeller": "zero_shot"},
+    "sevila_localizer_no_pretrain": {"pretrained": False, "labeller": "zero_shot"},
+    "sevila_localizer_finetuned_labeller": {"pretrained": True, "labeller": "uniform_answerer"},
+}
+# The ablation models: name -> (Answerer, Localizer). The Answerer is held fixed (sevila_answerer_4f, trained on the
+# full recipe's key frames) so a row measures its Localizer alone; the last keeps the full Localizer and takes the
+# Answerer fine-tuned on uniform frames (SeViLA without its Answerer fine-tuning).
+SEVILA_ABLATIONS = {
+    f"sevila_{SEVILA_K}f_no_loc_pretrain": (sevila_answerer(SEVILA_K), "sevila_localizer_no_pretrain"),
+    f"sevila_{SEVILA_K}f_finetuned_labeller": (sevila_answerer(SEVILA_K), "sevila_localizer_finetuned_labeller"),
+    f"sevila_{SEVILA_K}f_uniform_answerer": (sevila_answerer(SEVILA_K, uniform=True), "sevila_localizer"),
+}
+
+
+def speedup_key(model: str, reference: str) -> str:
+    """The key of a pair in speed.json's speed-ups and the reports: how much faster `model` is than `reference`."""
+    return f"{model}_vs_{reference}"
 
 
 def references(params: dict[str, Any]) -> tuple[str, str]:
@@ -101,12 +127,11 @@ def references(params: dict[str, Any]) -> tuple[str, str]:
 
 def model_kinds(params: dict[str, Any]) -> dict[str, str]:
     """Every model the DAG trains and evaluates, in table order, with its kind (EVALUATE_STAGE's keys): the uniform
-    teachers, the ViLA student variants, SeViLA at each k, and the ablation SeViLA with the uniform-trained
-    Answerer."""
+    teachers, the ViLA student variants, SeViLA at each k, and SeViLA's ablations."""
     kinds = {f"uniform_{n}f": "teacher" for n in params["train"]["teacher"]["frames"]}
     kinds |= {v: "student" for v in params["variants"]}
     kinds |= {f"sevila_{k}f": "sevila" for k in params["sevila"]["frames"]}
-    kinds[f"sevila_{SEVILA_LABELS_FROM}f_uniform_answerer"] = "sevila_uniform_answerer"
+    kinds |= {name: "sevila_ablation" for name in SEVILA_ABLATIONS}
     return kinds
 
 
@@ -151,9 +176,9 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
     for k in params["sevila"]["frames"]:
         if k > frames:
             errors.append(f"sevila.frames: {k} key frames exceed data.frames ({frames}) sampled")
-    if SEVILA_LABELS_FROM not in params["sevila"]["frames"]:
-        errors.append(f"sevila.frames: must include {SEVILA_LABELS_FROM} (the {SEVILA_LABELS_FROM}-frame Answerer "
-                      "labels the frames the Localizer learns from)")
+    if SEVILA_K not in params["sevila"]["frames"]:
+        errors.append(f"sevila.frames: must include {SEVILA_K} (SeViLA's k: the baseline of the claims and of its "
+                      "ablations)")
     others = {name for name, kind in model_kinds(params).items() if kind != "student"}
     clash = set(params["variants"]) & (others | {f"reader_{k}f" for k in params["selection"]["frames"]})
     if clash:
@@ -174,7 +199,10 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
 
 # The selection study's selectors (vila/selection/study.py) and whose frame scores each reads: params-level facts,
 # here so that validating params needs no selection code.
-BLIND = ("uniform", "random", "oracle")  # need no score: the grid, chance, and the ground truth (the ceiling)
+# question-blind statistics of the decoded frames (vila.data.synthqa.BLIND_STATISTICS), their top k (ties at random)
+PIXEL_SELECTORS = ("object_pixels", "frame_difference")
+# need no score source: the grid, chance, the ground truth (the ceiling), and the pixel statistics
+BLIND = ("uniform", "random", "oracle", *PIXEL_SELECTORS)
 ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}
 MODEL_SELECTORS = {"sevila_localizer": "sevila_4f", "vila_prompter": "vila_4f",
                    "vila_prompter_visual": "vila_4f_visual_gate", "vila_fast": "vila_4f_fast"}

@@ -3,11 +3,11 @@
 data/ holds raw inputs only (tracked whole by data.dvc); every product lives beside it, because
 DVC refuses a stage output inside a tracked folder.
 
-The seed study (params `seeds_study`) trains and evaluates every model again at other seeds: the models,
-pseudo-labels, checkpoints, eval JSONs and comparisons of seed S live under study/seeds/S/ in the same layout
-(study/seeds/S/models/<dataset>/vila_4f, ...), outside the folders the default seed's stages read, so running
-the study makes nothing of Table 1 stale. What does not depend on the training seed is shared: the data, the
-decode and feature caches, the backbone, the speed figures.
+The seed study (params `seeds_study`) trains and evaluates the claims' models again at other seeds, each with a
+backbone of its own: the backbone, its feature cache, the models, pseudo-labels, checkpoints, eval JSONs and
+comparisons of seed S live under study/seeds/S/ in the same layout (study/seeds/S/models/<dataset>/vila_4f, ...),
+outside the folders the default seed's stages read, so running the study makes nothing of Table 1 stale. What does
+not depend on the seed is shared: the data, the decode cache, the speed figures.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SPLITS = ("train", "val", "test")  # every dataset's splits (annotations/<split>.json, caches per split)
-SHARED_MODELS = ("backbone",)  # models that no training seed changes
+SPLITS = ("train", "val", "test")  # every dataset's question splits (annotations/<split>.json, caches per split)
+# clips decoded and encoded: the question splits, and synthqa's moment-retrieval set (SeViLA's Localizer pre-training)
+CLIP_SPLITS = (*SPLITS, "moments")
 STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
 
 
@@ -62,11 +63,10 @@ class Paths:
 
     @property
     def features_dir(self) -> Path:  # backbone: frozen-ViT feature cache, keyed by backbone hash
-        return Path("work") / self.dataset / "features"
+        return self._seeded(Path("work") / self.dataset) / "features"
 
-    @property
-    def pseudo_labels(self) -> Path:  # pseudolabel: SeViLA's per-frame yes/no labels of the training questions
-        return self._seeded(Path("work") / self.dataset) / "pseudo_labels"
+    def pseudo_labels(self, labeller: str) -> Path:  # pseudolabel: SeViLA's per-frame yes/no labels by one labeller
+        return self._seeded(Path("work") / self.dataset) / f"pseudo_labels_{labeller}"
 
     @property
     def localized(self) -> Path:  # localize: SeViLA's trained Localizer's frame scores of the train and val questions
@@ -77,7 +77,7 @@ class Paths:
 
     def model(self, name: str) -> Path:
         root = Path("models") / self.dataset
-        return root / name if name in SHARED_MODELS else self._seeded(root) / name
+        return self._seeded(root) / name
 
     def reader(self, k: int) -> Path:
         """The selection study's shared answerer for budget k: outside models/<dataset>/, which Table 1's report and

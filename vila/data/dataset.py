@@ -26,6 +26,18 @@ class QASplit:
     def __len__(self) -> int:
         return len(self.items)
 
+    def subset(self, idx: np.ndarray) -> QASplit:
+        """The questions at `idx` (the same caches)."""
+        return QASplit(self.name, [self.items[i] for i in idx], self.rows[idx], self.frames, self.features)
+
+    @property
+    def sampled_frames(self) -> int:
+        """Frames per clip on the sampling grid (the caches' second axis)."""
+        cache = self.features if self.features is not None else self.frames
+        if cache is None:
+            raise ValueError(f"split {self.name}: loaded without frames or features, so it has no sampling grid")
+        return int(cache.shape[1])
+
 
 def clip_id(item: dict[str, Any]) -> str:
     """The decode cache's key of a question's clip: its video, and its span where it has one (questions on
@@ -68,7 +80,8 @@ class Batcher:
         if localizer:
             loc = tokenizer([localizer_prompt(it) for it in qa.items], padding=True, return_tensors="pt")
             self.localizer_ids, self.localizer_mask = loc.input_ids, loc.attention_mask
-        self.labels = torch.tensor([it["answer"] for it in qa.items])
+        # -1: no answer (a moment-retrieval query of SeViLA's Localizer pre-training: its labels are per frame)
+        self.labels = torch.tensor([it.get("answer", -1) for it in qa.items])
         self.num_options = torch.tensor([it["num_option"] for it in qa.items])
 
     def batch(self, idx: np.ndarray, frame_idx: np.ndarray | None = None, features: bool = True,
@@ -90,6 +103,10 @@ class Batcher:
             out["localizer_ids"] = self.localizer_ids[t_idx, :llen]
             out["localizer_mask"] = self.localizer_mask[t_idx, :llen]
         rows = self.qa.rows[idx]
+        # the grid positions of the frames handed over (the time signal reads them)
+        grid = np.arange(self.qa.sampled_frames)
+        out["frame_index"] = torch.from_numpy(np.ascontiguousarray(
+            np.broadcast_to(grid, (len(idx), len(grid))) if frame_idx is None else frame_idx)).long()
         if features:
             feats = self.qa.features[rows] if frame_idx is None else self.qa.features[rows[:, None], frame_idx]
             out["vit_tokens"] = torch.from_numpy(np.ascontiguousarray(feats)).float()

@@ -21,14 +21,15 @@ from tqdm import tqdm
 from vila.data import synthqa
 from vila.data.video import VideoError, decode_grid, psnr, write_clip
 from vila.io import atomic_dir, write_json
-from vila.paths import SPLITS, Paths
+from vila.paths import CLIP_SPLITS, Paths
 
 log = logging.getLogger(__name__)
-# Decoded clips must reproduce the rendered frames. The bound is measured (300 test clips, 32x32): an ideal
-# yuv420p round trip (x264 qp 0) already gives only 37.1-45.5 dB per clip, since chroma subsampling blurs
-# the small coloured objects, and our crf 12 clips give 36.8-44.7; a clip decoded one frame off gives at
-# most 26.9 dB. 35 dB passes every correctly decoded clip and fails any shifted or garbled one.
-MIN_CLIP_PSNR_DB = 35.0
+# Decoded clips must reproduce the rendered frames. The bound is measured on synthqa v2 (three objects in every
+# 32 px frame; video.X264_OPTIONS): correct decodes of crf-0 4:4:4 clips give 58-62 dB per clip (60 clips; the
+# whole benchmark's minimum is in stats.json), a clip decoded one frame off at most 14 dB; with 4:2:0 chroma even a
+# correct decode gave only 25-27 dB. 45 dB passes every correct decode with a wide margin and fails any shifted,
+# garbled or 4:2:0-blurred one.
+MIN_CLIP_PSNR_DB = 45.0
 CLIP_WORKERS = 2  # the download stage's threads (vila/pipeline/stages.py)
 
 
@@ -68,36 +69,58 @@ def write_and_verify(path: Path, rendered: np.ndarray, decoder: str, shown: Path
 
 
 def generate_synthqa(params: dict[str, Any], out: Path, final: Path) -> dict[str, Any]:
-    """Write the clips and annotations into `out` (renamed to `final` when the stage succeeds). The clips are
-    rendered in order (one generator per split draws every clip's noise), then encoded and checked by
-    CLIP_WORKERS processes: the same files and checksums for any count, in a fraction of the time."""
+    """Write the clips and annotations of every split (the QA splits and the moment-retrieval set) into `out`
+    (renamed to `final` when the stage succeeds), and return the benchmark card (stats.json). Each split has its own
+    seed (the test split's serves nothing else). The clips are rendered in order (one generator per split draws every
+    clip's noise), then encoded and checked by CLIP_WORKERS processes: the same files and checksums for any count."""
     cfg = params["data"]["synthqa"]
-    stats: dict[str, Any] = {"generator": cfg, "frames": synthqa.FRAMES, "splits": {}, "checksums": {}}
+    stats: dict[str, Any] = {"generator_version": synthqa.GENERATOR_VERSION, "generator": cfg,
+                             "test_seed": cfg["seeds"]["test"], "frames": synthqa.FRAMES, "splits": {},
+                             "question_blind_selection": {}, "checksums": {}}
     checksums: dict[str, dict[str, Any]] = {}
-    all_items = []
+    qa_items = []
     (out / "videos").mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(CLIP_WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
-        for split in SPLITS:
-            clips = synthqa.generate_split(split, cfg["questions"][split], cfg["seed"], cfg["distractors"])
-            items, written = [], []
-            rng = np.random.default_rng([cfg["seed"], 7, sum(map(ord, split))])
-            for i, clip in enumerate(clips):
-                item = synthqa.unified_item(clip, split, i)
-                rendered = synthqa.render_clip(clip, cfg["size"], rng)
+        for split in CLIP_SPLITS:
+            seed, count = cfg["seeds"][split], cfg["questions"][split]
+            if split == "moments":
+                clips: list[Any] = synthqa.generate_moments(count, seed)
+                items = [synthqa.moment_item(c, i) for i, c in enumerate(clips)]
+            else:
+                clips = synthqa.generate_split(split, count, seed)
+                items = [synthqa.unified_item(c, split, i) for i, c in enumerate(clips)]
+            rng = np.random.default_rng([seed, 7])
+            written, blind = [], []
+            for item, clip in zip(items, clips, strict=True):
+                rendered = synthqa.render_frames(clip.frames, cfg["size"], rng)
+                if split != "moments":
+                    blind.append(synthqa.blind_statistics(rendered))
                 path = out / "videos" / f"{item['video']}.mp4"
                 shown = final / "videos" / path.name
                 written.append(pool.submit(write_and_verify, path, rendered, params["data"]["decoder"], shown))
-                items.append(item)
             for item, job in zip(tqdm(items, desc=f"synthqa {split}: writing clips", mininterval=2.0), written,
                                  strict=True):
                 checksums[item["video"]] = job.result()
             write_json(out / "annotations" / f"{split}.json", items)
-            stats["splits"][split] = synthqa.split_stats(items)
             stats["checksums"][split] = checksum_summary([checksums[it["video"]] for it in items])
-            all_items += items
-    stats.update(synthqa.split_stats(all_items))
+            if split == "moments":
+                stats["splits"][split] = moment_stats(items, seed)
+                continue
+            stats["splits"][split] = {"seed": seed, **synthqa.split_stats(items)}
+            stats["question_blind_selection"][split] = synthqa.blind_selection_recall(items, blind, BLIND_KS, seed)
+            qa_items += items
+    stats.update(synthqa.split_stats(qa_items))
     write_json(out / "checksums.json", checksums)
     return stats
+
+
+BLIND_KS = (2, 4)  # the frame budgets of the question-blind selectors' recall in the benchmark card
+
+
+def moment_stats(items: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    relevant = [len(it["relevant_frames"]) for it in items]
+    return {"seed": seed, "clips": len(items), "relevant_frames_mean": float(np.mean(relevant)),
+            "queries_naming_two_colours": sum("together" in it["question"] for it in items)}
 
 
 def checksum_summary(clips: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,10 +146,10 @@ def run(params: dict[str, Any]) -> None:
                          c["rendered_frames_sha256"][:16], c["decoded_frames_sha256"][:16], c["decoded_by"],
                          c["min_psnr_db"])
             log.info(
-                "synthqa: %d questions; uniform-4 key-frame coverage %.3f; reachable under one-frame-per-segment "
-                "%.3f; answer positions %s",
-                stats["questions"], stats["uniform4_keyframe_coverage"], stats["segment_reachable_fraction"],
-                stats["answer_position_fraction"],
+                "synthqa v%d: %d questions; uniform-4 key-frame coverage %.3f, key-shot coverage %.3f; every key "
+                "shot reachable under one-frame-per-segment %.3f; answer positions %s",
+                stats["generator_version"], stats["questions"], stats["uniform4_keyframe_coverage"],
+                stats["uniform4_event_coverage"], stats["segment_reachable_fraction"], stats["answer_position_fraction"],
             )
         else:
             from vila.data.real import prepare_real_dataset

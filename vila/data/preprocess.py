@@ -23,7 +23,7 @@ from tqdm import tqdm
 from vila.data.dataset import clip_id
 from vila.data.video import Decoded, VideoError, decode_grid
 from vila.io import atomic_dir, read_json, write_json
-from vila.paths import SPLITS, Paths
+from vila.paths import CLIP_SPLITS, Paths
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def run(params: dict[str, Any]) -> None:
     served: dict[str, dict[str, str]] = {}  # split -> video -> decoder
     fallbacks: dict[str, str] = {}  # clip -> why decord's frames were not used
     with atomic_dir(paths.frames_dir) as out:
-        for split in SPLITS:
+        for split in CLIP_SPLITS:
             ann = paths.annotations(split)
             if not ann.exists():
                 log.info("preprocess: no %s split (%s absent); skipped", split, ann)

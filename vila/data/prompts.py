@@ -23,11 +23,15 @@ def options_text(item: dict[str, Any]) -> str:
     return " ".join(f"Option {LETTERS[i]}: {item[f'a{i}']}" for i in range(item["num_option"]))
 
 
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
 def llm_prompt(item: dict[str, Any]) -> str:
     """The T5 prompt. VLEP has no question text: the prompt asks for the next event."""
     if not item.get("question"):
-        return f"{VLEP_QUESTION} {options_text(item)}"
-    return f"Question: {item['question']} {options_text(item)} {MC_SUFFIX}"
+        return _join(VLEP_QUESTION, options_text(item))
+    return _join(f"Question: {item['question']}", options_text(item), MC_SUFFIX)
 
 
 def qformer_prompt(item: dict[str, Any]) -> str:
@@ -37,7 +41,7 @@ def qformer_prompt(item: dict[str, Any]) -> str:
 
 def localizer_prompt(item: dict[str, Any]) -> str:
     """SeViLA's Localizer prompt (read after `Frame: ` and one frame's tokens): the question, its options, and
-    whether this frame answers it."""
+    whether this frame answers it. A moment-retrieval query (its pre-training) has no options."""
     if not item.get("question"):
-        return f"{VLEP_QUESTION} {options_text(item)} {LOCALIZER_SUFFIX}"
-    return f"Question: {item['question']} {options_text(item)} {LOCALIZER_SUFFIX}"
+        return _join(VLEP_QUESTION, options_text(item), LOCALIZER_SUFFIX)
+    return _join(f"Question: {item['question']}", options_text(item), LOCALIZER_SUFFIX)

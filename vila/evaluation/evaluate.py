@@ -16,7 +16,7 @@ from vila.data.dataset import Batcher, load_split
 from vila.data.metrics import headline, score
 from vila.data.sampling import uniform_indices
 from vila.device import autocast, device, to_device
-from vila.io import write_json
+from vila.io import read_json, stable_hash, write_json
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict",
-            read: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            read: np.ndarray | None = None, localizer_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted option index [n], frame indices read [n, K]) for every question of the batcher. `read` [n, K]:
-    the grid frames a uniform model reads instead of its uniform ones (another selector's choice)."""
+    the grid frames a uniform model reads instead of its uniform ones (another selector's choice).
+    localizer_scores [n, T]: a SeViLA model's own Localizer's scores, already computed (the localize stage's)."""
     model.eval()
     cfg = model.config
     total = cfg.sampled_frames
@@ -45,6 +46,8 @@ def predict(model: Any, batcher: Batcher, batch_size: int, desc: str = "predict"
             frame_idx = read[idx] if read is not None else uniform_indices(total, cfg.frames, None, len(idx))
         batch = batcher.batch(idx, frame_idx, features=True, frames=frames_needed)
         batch.pop("labels")
+        if localizer_scores is not None:
+            batch["localizer_scores"] = torch.from_numpy(localizer_scores[idx])
         with autocast(dev):
             out = model(**to_device(batch, dev))
         preds.append(out.letter_logits.argmax(-1).cpu().numpy())
@@ -96,14 +99,18 @@ def interleave_types(qids: list[str], qtype: dict[str, str]) -> list[str]:
 def selection_summary(items: list[dict[str, Any]], chosen: np.ndarray, sample: int) -> dict[str, Any] | None:
     if not items or "keyframes" not in items[0]:
         return None
-    from vila.data.synthqa import keyframe_recall
+    from vila.data.synthqa import event_recall, keyframe_recall
 
     recall = [keyframe_recall(it["keyframes"], c.tolist()) for it, c in zip(items, chosen, strict=True)]
+    events = [event_recall(it["key_events"], c.tolist()) for it, c in zip(items, chosen, strict=True)
+              if "key_events" in it]
     by_qid = {it["qid"]: i for i, it in enumerate(items)}
     picked = [by_qid[q] for q in interleave_types([it["qid"] for it in items], {it["qid"]: it.get("type", "") for it in items})]
     picked = picked[:sample]
     return {
         "keyframe_recall": float(np.mean(recall)),
+        # the key shots of which a frame was read (synthqa v2: the answer is visible in every frame of a key shot)
+        **({"key_event_recall": float(np.mean(events))} if len(events) == len(items) else {}),
         "chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked},
     }
 
@@ -132,6 +139,27 @@ def eval_result(params: dict[str, Any], variant: str, frames: int, sampled_frame
     return result
 
 
+def localized_scores(paths: Paths, split: str, items: list[dict[str, Any]]) -> np.ndarray:
+    """[n, T] SeViLA's Localizer's score of every frame of every question of a split (the localize stage's cache)."""
+    meta = read_json(paths.localized / "meta.json")
+    if split not in meta or meta[split]["qids_sha256"] != stable_hash([it["qid"] for it in items]):
+        raise ValueError(f"{paths.localized}: did not score these {split} questions; rerun localize")
+    return np.load(paths.localized / f"{split}.npy")
+
+
+def cached_localizer_scores(model: Any, paths: Paths, split: str, items: list[dict[str, Any]]) -> np.ndarray | None:
+    """A SeViLA model's Localizer scores of the split, when the localize stage cached them for this very Localizer
+    (its weights' digest matches): 32 LLM passes per question are run once for every model that shares it."""
+    if model.config.selector != "localizer" or not (paths.localized / "meta.json").exists():
+        return None
+    from vila.models.modeling import localizer_digest
+
+    if read_json(paths.localized / "meta.json").get("localizer_weights_sha256") != localizer_digest(model):
+        return None
+    log.info("evaluate: the Localizer's scores of %s from %s (the same Localizer's weights)", split, paths.localized)
+    return localized_scores(paths, split, items)
+
+
 def run(params: dict[str, Any], variant: str) -> None:
     from vila.models.build import load_model
 
@@ -142,7 +170,9 @@ def run(params: dict[str, Any], variant: str) -> None:
     frames_needed = model.config.selector is not None and model.config.selector_input == "patch_embed"
     qa = load_split(paths, split, frames=frames_needed, features=True)
     batcher = Batcher(tokenizer, qa, localizer=model.config.selector == "localizer")
-    preds, chosen = predict(model, batcher, params["evaluate"]["batch_size"], desc=f"evaluate {variant}")
+    cached = cached_localizer_scores(model, paths, split, qa.items)
+    preds, chosen = predict(model, batcher, params["evaluate"]["batch_size"], desc=f"evaluate {variant}",
+                            localizer_scores=cached)
     predictions = {it["qid"]: int(p) for it, p in zip(qa.items, preds, strict=True)}
     result = eval_result(params, variant, int(model.config.frames), int(model.config.sampled_frames), qa.items,
                          predictions, chosen, paths.model(variant))

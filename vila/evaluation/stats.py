@@ -42,8 +42,13 @@ class Resamples:
 
     def paired(self, a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, tuple[float, float]]:
         """(accuracy(a) - accuracy(b) under `metric`, its 95% percentile interval over the resamples)."""
+        diff, boot = self.replicates(a, b, metric)
+        return diff, interval(boot)
+
+    def replicates(self, a: np.ndarray, b: np.ndarray, metric: str) -> tuple[float, np.ndarray]:
+        """(accuracy(a) - accuracy(b) under `metric`, its bootstrap replicates [resamples])."""
         diff = metric_values(a, self.types, metric) - metric_values(b, self.types, metric)
-        return diff, interval(self.statistic((a.astype(np.int8) - b.astype(np.int8))[self.idx], metric))
+        return diff, self.statistic((a.astype(np.int8) - b.astype(np.int8))[self.idx], metric)
 
     def statistic(self, resampled: np.ndarray, metric: str) -> np.ndarray:
         """[resamples] the metric of per-question values already resampled by self.idx ([resamples, n])."""
@@ -77,6 +82,59 @@ def interval(boot: np.ndarray) -> tuple[float, float]:
     """The 95% percentile interval of bootstrap replicates."""
     lo, hi = np.nanpercentile(boot, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def bootstrap_p(boot: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the difference is 0": twice the smaller share of replicates on either side
+    of 0 (at least 1/resamples, never 0)."""
+    boot = boot[np.isfinite(boot)]
+    below, above = float(np.mean(boot <= 0)), float(np.mean(boot >= 0))
+    return float(min(1.0, max(2 * min(below, above), 1.0 / len(boot))))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (family-wise error at the nominal level): the k-th
+    smallest is multiplied by (m - k + 1), and adjusted values are made monotone."""
+    order = np.argsort(pvalues, kind="stable")
+    m, adjusted, running = len(pvalues), [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        adjusted[i] = running
+    return adjusted
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """(mean, its Student-t interval) of a few independent values (per-seed differences): mean +- t_{n-1} sd/sqrt(n).
+    Exact for normal values whatever their number; the resampling of 3 seeds by a bootstrap is not (its interval is
+    set by single seeds: tests/test_stats.py checks both by simulation)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        raise ValueError(f"a t-interval needs at least 2 values, got {len(x)}")
+    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return float(x.mean()), (float(x.mean()) - half, float(x.mean()) + half)
+
+
+def magnitude(ci95: Sequence[float], paper: float) -> str:
+    """The size of a difference against the paper's: 'consistent' when the interval holds the paper's value,
+    'larger' or 'smaller' when it lies wholly above or below it (all in the same units)."""
+    if ci95[0] > paper:
+        return "larger"
+    if ci95[1] < paper:
+        return "smaller"
+    return "consistent"
+
+
+def noninferiority(ci95: Sequence[float], margin: float) -> str:
+    """A is not worse than B by more than `margin` (set before the run): 'holds' when the interval's lower end is
+    above -margin, 'does not hold' when its upper end is below -margin (reliably worse by more), else
+    'inconclusive'."""
+    if ci95[0] > -margin:
+        return "holds"
+    if ci95[1] < -margin:
+        return "does not hold"
+    return "inconclusive"
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vila.config import SPEED_REFERENCE
+from vila.config import SPEED_REFERENCE, speedup_key
 from vila.data.metrics import headline
 from vila.io import atomic_dir, read_json, write_json
 from vila.paths import Paths
@@ -23,7 +23,7 @@ METRIC_KEYS = ("accuracy", "accuracy_mean", "keyframe_recall", f"speedup_vs_{SPE
 def model_metrics(ev: dict[str, Any], speed: dict[str, Any] | None) -> dict[str, float | None]:
     """One model's row: overall accuracy, the headline (mean of types), key-frame recall where the dataset has key
     frames, and the end-to-end speed-up against the paper's reference (None where not measured)."""
-    ratio = (speed or {}).get("speedup", {}).get(f"{ev['variant']}_vs_{SPEED_REFERENCE}")
+    ratio = (speed or {}).get("speedup", {}).get(speedup_key(ev["variant"], SPEED_REFERENCE))
     if ev["variant"] == SPEED_REFERENCE and speed:
         ratio = 1.0
     return dict(zip(METRIC_KEYS, (ev["accuracy"]["overall"], headline(ev["accuracy"]),

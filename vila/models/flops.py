@@ -43,7 +43,8 @@ def one_question(config: ViLAConfig, prompt_tokens: int, question_tokens: int,
     ids = torch.ones(1, prompt_tokens, dtype=torch.long)
     loc = torch.ones(1, localizer_tokens or prompt_tokens, dtype=torch.long) if config.selector == "localizer" else None
     # No attention masks: every token is real, and masks would make the meta device read values.
-    return ForwardPass(qids, None, ids, None, frames=frames, localizer_ids=loc)
+    index = torch.arange(given).expand(1, -1)  # positions only feed the time signal; their values cost nothing
+    return ForwardPass(qids, None, ids, None, frames=frames, frame_index=index, localizer_ids=loc)
 
 
 def step_flops(model: ViLAModel, prompt_tokens: int, question_tokens: int,
@@ -59,6 +60,19 @@ def step_flops(model: ViLAModel, prompt_tokens: int, question_tokens: int,
     return out
 
 
+def inference_design(config: ViLAConfig, backbone: dict[str, Any] | None = None) -> ViLAConfig:
+    """What a model computes to answer, without what only training reads (the teacher branch, LoRA adapters
+    merged or not, where it was loaded from): models of one design cost the same, whatever their weights."""
+    overrides: dict[str, Any] = {"distill": False, "lora": None, "_name_or_path": ""}
+    if backbone is not None:
+        overrides["backbone"] = backbone
+    return ViLAConfig(**{**config.to_dict(), **overrides})
+
+
+def design_key(config: ViLAConfig) -> str:
+    return inference_design(config).to_json_string(use_diff=False)
+
+
 def flops_table(configs: dict[str, ViLAConfig], prompt_tokens: int, question_tokens: int, device: str,
                 backbone: dict[str, Any] | None = None, localizer_tokens: int | None = None) -> dict[str, dict[str, int]]:
     """variant -> {vit, select, qformer, llm, total} FLOPs per question. `backbone`: other sizes than the
@@ -67,10 +81,7 @@ def flops_table(configs: dict[str, ViLAConfig], prompt_tokens: int, question_tok
     out: dict[str, dict[str, int]] = {}
     counted: dict[str, dict[str, int]] = {}
     for name, config in configs.items():
-        overrides: dict[str, Any] = {"distill": False, "lora": None, "_name_or_path": ""}  # training-only parts
-        if backbone is not None:
-            overrides["backbone"] = backbone
-        design = ViLAConfig(**{**config.to_dict(), **overrides})
+        design = inference_design(config, backbone)
         key = design.to_json_string(use_diff=False)
         if key not in counted:
             with torch.device(device):

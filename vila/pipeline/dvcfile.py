@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from vila.config import SEVILA_ABLATIONS
 from vila.pipeline.closure import stage_deps
 from vila.pipeline.stages import SELECTION_STAGES, STAGES, STUDY_STAGES, Stage
 
@@ -25,7 +26,17 @@ PLOTS = [
 
 DVC_ITEMS = {"frames": "${train.teacher.frames}", "variant": "${variants}", "keyframes": "${sevila.frames}",
              "seed": "${seeds_study}", "scorer": "${selection.scorers}", "selector": "${selection.selectors}",
-             "budget": "${selection.frames}"}
+             "budget": "${selection.frames}", "ablation": list(SEVILA_ABLATIONS)}
+
+
+def study_items(params: dict[str, Any], stage: Stage) -> dict[str, Any]:
+    """A seed-study twin's matrix: the study's models only (stages.job_values), written out as lists (DVC cannot
+    filter a params list); `vila pipeline --check` fails when params.yaml changes them without a regeneration."""
+    from vila.pipeline.stages import job_values
+
+    values = job_values(params, stage)
+    return {w: DVC_ITEMS[w] if w == "seed" else sorted({v[w] for v in values}, key=lambda x: (str(type(x)), x))
+            for w in stage.wildcards}
 
 
 def _dvc(text: str, stage: Stage) -> str:
@@ -41,7 +52,8 @@ def _dvc(text: str, stage: Stage) -> str:
     return text
 
 
-def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None) -> dict[str, Any]:
+def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None,
+               params: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for st in stages:
         body: dict[str, Any] = {"cmd": _dvc(st.cmd, st), "deps": [_dvc(d, st) for d in stage_deps(st)],
@@ -57,7 +69,8 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None) -> d
         if st.metrics:
             body["metrics"] = [{_dvc(m, st): {"cache": False}} for m in st.metrics]
         if st.matrix:
-            out[st.name] = {"matrix": {w: DVC_ITEMS[w] for w in st.wildcards}, **body}
+            items = study_items(params, st) if st.base and params else {w: DVC_ITEMS[w] for w in st.wildcards}
+            out[st.name] = {"matrix": items, **body}
         elif st.foreach:
             out[st.name] = {"foreach": DVC_ITEMS[st.foreach], "do": body}
         else:
@@ -74,10 +87,10 @@ def dvc_yaml_text() -> str:
     return HEADER + yaml.safe_dump({**render_dvc(), "plots": PLOTS}, sort_keys=False, width=120)
 
 
-def study_dvc_yaml_text() -> str:
+def study_dvc_yaml_text(params: dict[str, Any]) -> str:
     """The seed study's pipeline (`dvc repro study/dvc.yaml`): its stages run from the project root (wdir ..) and
     read params.yaml there."""
-    study = {"vars": ["../params.yaml"], **render_dvc(STUDY_STAGES, wdir="..")}
+    study = {"vars": ["../params.yaml"], **render_dvc(STUDY_STAGES, wdir="..", params=params)}
     return HEADER + yaml.safe_dump(study, sort_keys=False, width=120)
 
 
@@ -88,7 +101,9 @@ def selection_dvc_yaml_text() -> str:
 
 
 def write_dvc_yaml(params: str = "params.yaml", check: bool = False) -> None:
-    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text()),
+    from vila.config import load_params
+
+    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text(load_params(params))),
                        (SELECTION_DVC_YAML, selection_dvc_yaml_text())):
         if check:
             if not path.exists() or path.read_text() != text:

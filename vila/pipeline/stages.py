@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vila.config import TEACHER_FRAMES_FOR_STUDENT
+from vila.config import SEVILA_ABLATIONS, TEACHER_FRAMES_FOR_STUDENT
 from vila.paths import study_root
 
 OPTIM_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "max_steps",
@@ -111,7 +111,7 @@ STAGES: tuple[Stage, ...] = (
           deps=("work/{dataset}/frames",),
           params=("seed", "cpu_isa", "threads.backbone", "model.preset", "model.weights", "backbone"),
           outs=("models/{dataset}/backbone", "work/{dataset}/features"),
-          threads="backbone", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+          threads="backbone", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("teacher", "vila train teacher --frames {frames}",
           entry="vila.training.fit:run_teacher",
           priority=teacher_priority,
@@ -152,27 +152,28 @@ STAGES: tuple[Stage, ...] = (
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    Stage("uniform_answerer", "vila train uniform-answerer",
-          entry="vila.training.sevila:run_uniform_answerer",
-          priority=40,
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=READER_PARAMS,
-          outs=("models/{dataset}/sevila_answerer_uniform_4f",),
+    Stage("localizer_pretrain", "vila train localizer-pretrain",
+          entry="vila.training.sevila:run_localizer_pretrain",
+          priority=60,
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames",
+                "work/{dataset}/dataset"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
+                  "sevila.localizer", "sevila.pretrain_val_clips"),
+          outs=("models/{dataset}/sevila_localizer_pretrained",),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
-    Stage("pseudolabel", "vila pseudolabel",
+    Stage("pseudolabel", "vila pseudolabel --labeller zero_shot",
           entry="vila.training.sevila:run_pseudolabel",
-          priority=40,
-          help="SeViLA's self-refinement labels: each frame of each training question read alone by the Answerer",
-          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone", "work/{dataset}/features",
-                "work/{dataset}/frames"),
-          params=("seed", "cpu_isa", "threads.train", "evaluate.batch_size"),
-          outs=("work/{dataset}/pseudo_labels",),
+          priority=60,
+          help="SeViLA's self-refinement labels: each frame of each training question read alone by a labeller",
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size"),
+          outs=("work/{dataset}/pseudo_labels_zero_shot",),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
-    Stage("localizer", "vila train localizer",
+    Stage("localizer", "vila train localizer --recipe sevila_localizer",
           entry="vila.training.sevila:run_localizer",
-          priority=40,
-          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone",
-                "work/{dataset}/pseudo_labels", "work/{dataset}/features", "work/{dataset}/frames"),
+          priority=45,
+          deps=("models/{dataset}/sevila_localizer_pretrained", "work/{dataset}/pseudo_labels_zero_shot",
+                "models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
                   "sevila.localizer"),
           outs=("models/{dataset}/sevila_localizer",),
@@ -181,8 +182,9 @@ STAGES: tuple[Stage, ...] = (
           entry="vila.training.sevila:run_localize",
           priority=30,
           help="SeViLA's trained Localizer scores every frame of every train and val question (its Answerers' frames)",
-          deps=("models/{dataset}/sevila_localizer", "work/{dataset}/features", "work/{dataset}/frames"),
-          params=("cpu_isa", "threads.train", "evaluate.batch_size"),
+          deps=("models/{dataset}/sevila_localizer", "work/{dataset}/features", "work/{dataset}/frames",
+                "work/{dataset}/dataset"),
+          params=("cpu_isa", "threads.train", "evaluate.batch_size", "evaluate.split"),
           outs=("work/{dataset}/localized",),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("answerer", "vila train answerer --frames {keyframes}",
@@ -200,29 +202,67 @@ STAGES: tuple[Stage, ...] = (
           params=("data.frames",),
           outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
           threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
-    Stage("sevila_uniform_answerer", "vila sevila --frames 4 --uniform-answerer",
-          entry="vila.training.sevila:run_sevila_uniform_answerer",
-          priority=15,
-          deps=("models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/sevila_localizer"),
-          params=("data.frames",),
-          outs=("models/{dataset}/sevila_4f_uniform_answerer",),
-          threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
     Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
           entry="vila.evaluation.evaluate:run",
           priority=10,
-          deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/localized", "work/{dataset}/features",
+                "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
           outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    Stage("evaluate_sevila_uniform_answerer", "vila evaluate --variant sevila_4f_uniform_answerer",
-          entry="vila.evaluation.evaluate:run",
+    # SeViLA's ablations (config.SEVILA_ABLATIONS): each drops one piece of its recipe (seed 0 only)
+    Stage("uniform_answerer", "vila train uniform-answerer",
+          entry="vila.training.sevila:run_uniform_answerer",
+          priority=40,
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=READER_PARAMS,
+          outs=("models/{dataset}/sevila_answerer_uniform_4f",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("pseudolabel_finetuned", "vila pseudolabel --labeller uniform_answerer",
+          entry="vila.training.sevila:run_pseudolabel",
+          priority=35,
+          deps=("models/{dataset}/sevila_answerer_uniform_4f", "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size"),
+          outs=("work/{dataset}/pseudo_labels_uniform_answerer",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
+    Stage("localizer_no_pretrain", "vila train localizer --recipe sevila_localizer_no_pretrain",
+          entry="vila.training.sevila:run_localizer",
+          priority=30,
+          deps=("work/{dataset}/pseudo_labels_zero_shot", "models/{dataset}/backbone", "work/{dataset}/features",
+                "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
+                  "sevila.localizer"),
+          outs=("models/{dataset}/sevila_localizer_no_pretrain",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("localizer_finetuned_labeller", "vila train localizer --recipe sevila_localizer_finetuned_labeller",
+          entry="vila.training.sevila:run_localizer",
+          priority=30,
+          deps=("models/{dataset}/sevila_localizer_pretrained", "work/{dataset}/pseudo_labels_uniform_answerer",
+                "models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone",
+                "work/{dataset}/features", "work/{dataset}/frames"),
+          params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
+                  "sevila.localizer"),
+          outs=("models/{dataset}/sevila_localizer_finetuned_labeller",),
+          threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
+    Stage("sevila_ablation", "vila sevila --ablation {ablation}",
+          entry="vila.training.sevila:run_sevila_ablation",
           priority=10,
-          deps=("models/{dataset}/sevila_4f_uniform_answerer", "work/{dataset}/features", "work/{dataset}/dataset"),
+          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/sevila_answerer_uniform_4f",
+                "models/{dataset}/sevila_localizer", "models/{dataset}/sevila_localizer_no_pretrain",
+                "models/{dataset}/sevila_localizer_finetuned_labeller"),
+          params=("data.frames",), foreach="ablation",
+          outs=("models/{dataset}/{ablation}",),
+          threads="train", resources=(("mem_mb", 16000), ("runtime", 30))),
+    Stage("evaluate_sevila_ablation", "vila evaluate --variant {ablation}",
+          entry="vila.evaluation.evaluate:run",
+          priority=5,
+          deps=("models/{dataset}/{ablation}", "work/{dataset}/localized", "work/{dataset}/features",
+                "work/{dataset}/dataset"),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
-          outs=(), results=("results/{dataset}/eval/sevila_4f_uniform_answerer.json",),
-          threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
+          outs=(), results=("results/{dataset}/eval/{ablation}.json",), foreach="ablation",
+          threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("speed", "vila speed",
           entry="vila.speed.latency:run",
           priority=5,
@@ -252,11 +292,12 @@ STAGES: tuple[Stage, ...] = (
           deps=("paper-figures.yaml", "results/{dataset}/eval", "results/{dataset}/speed.json",
                 "results/{dataset}/comparisons.json", "results/{dataset}/metrics", "models/{dataset}",
                 "work/{dataset}/dataset", "work/{dataset}/frames"),
-          params=("dataset", "report.selection_examples", "train.convergence", "compare"),
+          params=("dataset", "report.selection_examples", "train.convergence", "compare", "data.synthqa",
+                  "evaluate.split", "train.teacher.frames"),
           outs=("reports/index.html", "reports/table1.html", "reports/table2.html", "reports/speed.html",
-                "reports/training.html"),
+                "reports/training.html", "reports/benchmark.html"),
           notebooks=("notebooks/index.ipynb", "notebooks/table1.ipynb", "notebooks/table2.ipynb",
-                     "notebooks/speed.ipynb", "notebooks/training.ipynb")),
+                     "notebooks/speed.ipynb", "notebooks/training.ipynb", "notebooks/benchmark.ipynb")),
 )
 # A study seed's outputs, as vila/paths.py lays them out (study_root), with {seed} for the wildcard.
 STUDY_ROOT = f"{study_root(0).parent}/{{seed}}/"
@@ -312,8 +353,7 @@ STUDY_STAGES: tuple[Stage, ...] = (
 SELECTION_STAGES: tuple[Stage, ...] = (
     Stage("reader", "vila train reader --frames {budget}",
           entry="vila.selection.study:run_reader",
-          deps=("models/{dataset}/backbone", "models/{dataset}/vila_init", "work/{dataset}/features",
-                "work/{dataset}/frames"),
+          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
           params=(*READER_PARAMS, "selection.random_seed"),
           outs=("models/selection/{dataset}/reader_{budget}f",), foreach="budget",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
@@ -353,12 +393,26 @@ def plain_commands() -> dict[str, Stage]:
     return {s.name: s for s in ALL_STAGES if s.cmd == f"vila {s.name}"}
 
 
+def study_models(params: dict[str, Any]) -> set[str]:
+    """The models the seed study trains again at every seed: those the claims of compare.STUDY_GROUPS compare (the
+    paper's, the equal-budget ones, the extension), and the teachers the students start from."""
+    from vila.evaluation.compare import CLAIMS, STUDY_GROUPS
+
+    models = {m for c in CLAIMS if c["group"] in STUDY_GROUPS for m in (c["a"], c["b"])}
+    return models | {f"uniform_{n}f" for n in (params["train"]["student"]["select"], params["data"]["frames"])}
+
+
 def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
-    """One dict of wildcard values per job of a stage."""
+    """One dict of wildcard values per job of a stage (a seed-study twin: the study's models only)."""
     choices = {"frames": params["train"]["teacher"]["frames"], "variant": list(params["variants"]),
-               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"],
+               "keyframes": params["sevila"]["frames"], "seed": params["seeds_study"], "ablation": list(SEVILA_ABLATIONS),
                "scorer": params["selection"]["scorers"], "selector": params["selection"]["selectors"],
                "budget": params["selection"]["frames"]}
+    if stage.base:
+        models = study_models(params)
+        choices.update(frames=[n for n in choices["frames"] if f"uniform_{n}f" in models],
+                       variant=[v for v in choices["variant"] if v in models],
+                       keyframes=[k for k in choices["keyframes"] if f"sevila_{k}f" in models])
     values: list[dict[str, Any]] = [{}]
     for w in stage.wildcards:
         values = [{**v, w: c} for v in values for c in choices[w]]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from vila.config import speedup_key
 from vila.data.registry import DATASETS
 
 NA = "n/a"
@@ -69,8 +70,21 @@ def speedup_text(speed: dict[str, Any] | None, name: str, ref: str) -> str:
         return NA
     if name == ref:
         return "1.00x"
-    su = speed.get("speedup", {}).get(f"{name}_vs_{ref}")
+    su = speed.get("speedup", {}).get(speedup_key(name, ref))
     return f"{su:.2f}x" if su else NA
+
+
+def speed_text(c: dict[str, Any]) -> str:
+    """A paper claim's speed-up: measured end to end (the run-to-run range) and counted at full size, each with its
+    verdict against the paper's."""
+    sp = c.get("speed")
+    if not sp:
+        return NA
+    measured = NA if sp["measured"] is None else f"{sp['measured']:.2f}x" + (
+        f" [{sp['measured_range95'][0]:.2f}, {sp['measured_range95'][1]:.2f}]" if sp.get("measured_range95") else "")
+    flops = NA if sp["flops_ratio_flant5xl"] is None else f"{sp['flops_ratio_flant5xl']:.2f}x"
+    return (f"{measured} ({sp['measured_verdict'] or NA}); FLOPs {flops} ({sp['flops_verdict'] or NA}); "
+            f"paper {sp['paper']:.1f}x")
 
 
 def load_comparisons(results: Path) -> dict[str, Any] | None:

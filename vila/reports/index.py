@@ -21,7 +21,10 @@ REPORT_PAGES = (
     ("table2.html", "Table 2: accuracy against the number of frames read", "make reproduce"),
     ("speed.html", "Speed: latency, per-step breakdown, FLOPs at Flan-T5-XL size, memory", "make reproduce"),
     ("training.html", "Training: every model's validation curve and whether it converged", "make reproduce"),
-    ("seeds.html", "The seed study: every model at every seed, each claim pooled over seeds", "make reproduce-seeds"),
+    ("benchmark.html", "The benchmark card: the splits, what question-blind selectors find, the teachers per type",
+     "make reproduce"),
+    ("seeds.html", "The seed study: the claims' models at every seed (training and backbone), each claim over seeds",
+     "make reproduce-seeds"),
     ("selection.html", "The selection study: every selector read by one reader", "make reproduce-selection"),
 )
 
@@ -34,23 +37,20 @@ def links_html() -> str:
     return f"<ul>{items}</ul>"
 
 
-def results_table(comparisons: dict[str, Any] | None, paper: dict[str, Any]) -> pd.DataFrame:
-    """Each claim of comparisons.json: the paper's figure where it states one, the measured difference with its
-    95% paired interval, the verdict."""
-    from vila.evaluation.compare import CLAIMS
-
-    measured = {c["claim"]: c for c in (comparisons or {}).get("claims", [])}
+def results_table(comparisons: dict[str, Any] | None) -> pd.DataFrame:
+    """Each claim of comparisons.json (seed 0): the paper's figure where it states one, the measured difference
+    with its 95% paired interval, its verdict and magnitude."""
     rows = []
-    for c in CLAIMS:
-        m = measured.get(c["claim"])
-        gain = m.get("paper") if m else None
+    for m in (comparisons or {}).get("claims", []):
         rows.append({
-            "claim": c["claim"], "group": c["group"],
-            "paper": NA if gain is None else f"{gain:+.1f} points",
-            "measured": f"{c['a']} - {c['b']} ({c['metric']})",
-            "difference, points [95% CI]": interval_text(m["diff"], m["ci95"]) if m else NA,
-            "verdict": m["verdict"] if m else NA,
+            "claim": m["claim"], "group": m["group"],
+            "paper": NA if m.get("paper") is None else f"{m['paper']:+.1f} points",
+            "measured": f"{m['a']} - {m['b']} ({m['metric']})",
+            "difference, points [95% CI]": interval_text(m["diff"], m["ci95"]),
+            "verdict": m["verdict"] + (f", magnitude {m['magnitude']}" if m.get("magnitude") else ""),
         })
+    if not rows:
+        return pd.DataFrame({"claim": [NA]}).set_index("claim")
     return pd.DataFrame(rows).set_index("claim")
 
 
@@ -58,10 +58,12 @@ def cost_table(params: dict[str, Any], paths: Paths) -> pd.DataFrame:
     """What the trained models cost: epochs and seconds of each (its metrics.json), converged or not, and the sum."""
     metrics = load_training_metrics(params, paths)
     rows = [{"model": name, "epochs": m["epochs_run"], "seconds": round(m["seconds"], 1),
-             "converged": "yes" if m.get("converged") else "NO"}
+             "converged": "yes" if m.get("converged") else "NO",
+             "left chance": {True: "yes", False: "NO"}.get(m.get("learned"), NA)}
             for name, m in ((n, metrics.get(n)) for n in trained_models(params)) if m]
     if rows:
         rows.append({"model": "all trained models", "epochs": sum(r["epochs"] for r in rows),
                      "seconds": round(sum(r["seconds"] for r in rows), 1),
-                     "converged": f"{sum(r['converged'] == 'yes' for r in rows)} of {len(rows)}"})
+                     "converged": f"{sum(r['converged'] == 'yes' for r in rows)} of {len(rows)}",
+                     "left chance": f"{sum(r['left chance'] == 'yes' for r in rows)} of {len(rows)}"})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame({"model": [NA]}).set_index("model")

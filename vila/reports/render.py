@@ -27,7 +27,7 @@ from vila.reports.common import NA, ROOT_LOCK
 log = logging.getLogger(__name__)
 
 
-REPORTS = ("index", "table1", "table2", "speed", "training")  # the `report` stage's; `seeds` and `selection` render their own
+REPORTS = ("index", "table1", "table2", "speed", "training", "benchmark")  # the `report` stage's; `seeds` and `selection` render their own
 
 
 # ---- provenance ----
@@ -39,6 +39,7 @@ STAGE_PARAMS = {
     "index": ["dataset", "seed", "seeds_study", "train.convergence", "compare"],
     "seeds": ["seed", "seeds_study", "evaluate.split", "compare"],
     "selection": ["selection", "train.convergence", "train.teacher", "compare"],
+    "benchmark": ["dataset", "data.synthqa", "evaluate.split", "train.teacher.frames"],
 }
 
 
@@ -56,6 +57,9 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
     versions["requirements.lock"] = hashlib.sha256(lock.encode()).hexdigest()[:12] if lock else NA
     used = {k: lookup(params, k) for k in STAGE_PARAMS.get(name, [])}
     data_hash = sha256_file(paths.stats)[:12] if paths.stats.exists() else NA
+    stats = json.loads(paths.stats.read_text()) if paths.stats.exists() else {}
+    benchmark = params["dataset"] + (f" v{stats['generator_version']}, test split seed {stats['test_seed']}"
+                                     if "generator_version" in stats else "")
     try:
         import torch
 
@@ -67,6 +71,7 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
         ("git commit", f"{commit}{' (dirty)' if dirty and dirty != NA else ''}"),
         ("params hash", stable_hash(params)),
         ("params this report depends on", f"<code>{html.escape(json.dumps(used, sort_keys=True))}</code>"),
+        ("dataset", html.escape(benchmark)),
         ("data hash (dataset stats.json sha256)", data_hash),
         ("frame checksums (sha256)", frame_checksums_html(paths)),
         ("decoders", decoders_html(paths)),

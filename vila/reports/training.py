@@ -14,11 +14,11 @@ from vila.reports.common import NA, fmt
 
 def trained_models(params: dict[str, Any]) -> list[str]:
     """Every model the DAG trains with validation, in table order (sevila_<k>f are assembled from trained parts)."""
-    from vila.config import model_kinds
+    from vila.config import LOCALIZERS, SEVILA_K, SEVILA_PRETRAINED, model_kinds, sevila_answerer
 
     trained = [n for n, kind in model_kinds(params).items() if kind in ("teacher", "student")]
-    return [*trained, "sevila_answerer_uniform_4f", "sevila_localizer",
-            *(f"sevila_answerer_{k}f" for k in params["sevila"]["frames"])]
+    return [*trained, SEVILA_PRETRAINED, *LOCALIZERS, *(sevila_answerer(k) for k in params["sevila"]["frames"]),
+            sevila_answerer(SEVILA_K, uniform=True)]
 
 
 def load_training_metrics(params: dict[str, Any], paths: Paths, selection: bool = False) -> dict[str, dict[str, Any]]:
@@ -49,9 +49,11 @@ def training_curves_figure(params: dict[str, Any], paths: Paths, selection: bool
             ax.plot(epochs, 100 * np.array(m["smoothed_val_curve"], dtype=float), "-", lw=2, alpha=0.6, label="smoothed")
         if m.get("best_epoch", -1) > 0 and curve:
             ax.axvline(m["best_epoch"], color="grey", ls=":", lw=1)
-        ok = m.get("converged")
-        ax.set_title(f"{name}: " + ("converged" if ok else f"NOT CONVERGED ({m.get('stopped_by', NA)})"),
-                     fontsize=8, color="black" if ok else "red")
+        ok, left = m.get("converged"), m.get("learned") is not False
+        if m.get("chance") is not None:
+            ax.axhline(100 * m["chance"], color="red", ls="--", lw=0.8, alpha=0.5)
+        ax.set_title(f"{name}: " + ("converged" if ok else f"NOT CONVERGED ({m.get('stopped_by', NA)})")
+                     + ("" if left else ", AT CHANCE"), fontsize=8, color="black" if ok and left else "red")
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7)
@@ -69,10 +71,12 @@ def convergence_table(params: dict[str, Any], paths: Paths, selection: bool = Fa
     for name in names:
         m = metrics.get(name)
         if m is None:
-            rows.append({"model": name, **dict.fromkeys(("converged", "stopped by", "best epoch", "epochs run",
-                                                         "best val acc %", "steps", "seconds"), NA)})
+            rows.append({"model": name, **dict.fromkeys(("converged", "left chance", "stopped by", "best epoch",
+                                                         "epochs run", "best val %", "chance %", "steps", "seconds"), NA)})
             continue
         rows.append({"model": name, "converged": "yes" if m.get("converged") else "NO",
+                     "left chance": {True: "yes", False: "NO"}.get(m.get("learned"), NA),
                      "stopped by": m.get("stopped_by", NA), "best epoch": m["best_epoch"], "epochs run": m["epochs_run"],
-                     "best val acc %": fmt(m["best_val_accuracy"]), "steps": m["steps"], "seconds": m["seconds"]})
+                     "best val %": fmt(m["best_val_accuracy"]), "chance %": fmt(m.get("chance")), "steps": m["steps"],
+                     "seconds": m["seconds"]})
     return pd.DataFrame(rows).set_index("model")

@@ -4,13 +4,12 @@ how well its own answerer reads what it selected; here only the selection differ
 
 Three stages:
 - `reader` (one job per k of selection.frames): the shared answerer, trained to read whatever frames a selector may
-  hand it: each training question, each step, is read with one of three kinds of frame set, drawn at random
-  (READ_MIX): the uniform grid (one random frame per interval, as the teachers train), k random frames, or k
-  frames drawn without replacement with probability proportional to the 32-frame teacher's frame relevance
-  (reweight's, so no ground truth: on synthqa these sets hold most key frames, and other frames beside them). A
-  uniform-trained model never sees key frames together and reads them badly; this one has seen every kind. Its val
-  questions are read with one fixed draw of the same mix; the one loop and convergence rule, train.teacher's
-  optimiser settings.
+  hand it, from question-blind frame sets only (READ_MIX): each training question, each step, is read with the
+  uniform grid (one random frame per interval, as the teachers train) or k random frames, drawn at random. No set is
+  drawn with a relevance signal (the teacher's, which ViLA's Prompter is distilled towards, would make ViLA's and
+  the oracle's picks more familiar to the reader than SeViLA's); on synthqa v2 random sets hold a key shot often
+  enough (k = 4: about a quarter of them) for the reader to learn to read one. Its val questions are read with one
+  fixed draw of the same mix; the one loop and convergence rule, train.teacher's optimiser settings.
 - `scores` (one job per source of selection.scorers): a per-frame relevance score of every val and test question,
   cached in work/<dataset>/scores/<source>.npz, with its key-frame AUC in results/<dataset>/scores/<source>.json.
   Sources: `backbone`, the image-text match probability of (frame, question) from the backbone's grounding head
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.config import ITM_RULES, score_source
+from vila.config import ITM_RULES, PIXEL_SELECTORS, score_source
 from vila.data.dataset import Batcher, QASplit, load_split
 from vila.data.metrics import headline, score
 from vila.device import autocast, device, to_device
@@ -48,58 +47,39 @@ SCORED_SPLITS = ("val", "test")  # val: hyper-parameters chosen on it; test: the
 RULE_OF_SELECTOR = {"segment": "segment_argmax", "topk": "topk", "localizer": "topk"}  # a model's config.selector
 
 
-READ_MIX = ("uniform", "random", "relevant")
+READ_MIX = ("uniform", "random")  # question-blind frame sets only
 
 
 def answerer_name(k: int) -> str:
     return f"reader_{k}f"
 
 
-def relevant_frames(relevance: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k distinct frames drawn with probability proportional to relevance [T] (Gumbel top-k of its log), in time
-    order; frames of zero relevance only once the others are taken."""
-    logits = np.log(np.maximum(relevance.astype(np.float64), 1e-30))
-    return np.sort(np.argsort(-(logits + rng.gumbel(size=logits.shape)), kind="stable")[:k])
-
-
-def mixed_frames(relevance: np.ndarray, k: int, rng: np.random.Generator, middles: bool = False) -> np.ndarray:
-    """[n, k] one frame set per question (relevance [n, T]), each of a kind drawn uniformly from READ_MIX.
+def mixed_frames(n: int, total: int, k: int, rng: np.random.Generator, middles: bool = False) -> np.ndarray:
+    """[n, k] one question-blind frame set per question, each of a kind drawn uniformly from READ_MIX.
     middles: the uniform kind takes the intervals' middles (validation) instead of a random frame in each."""
     from vila.data.sampling import uniform_indices
 
-    n, total = relevance.shape
     kinds = rng.integers(0, len(READ_MIX), n)
     grid = uniform_indices(total, k, None if middles else rng, n)
     out = np.empty((n, k), np.int64)
     for i, kind in enumerate(kinds):
-        if READ_MIX[kind] == "uniform":
-            out[i] = grid[i]
-        elif READ_MIX[kind] == "random":
-            out[i] = rules.random_frames(total, k, rng)
-        else:
-            out[i] = relevant_frames(relevance[i], k, rng)
+        out[i] = grid[i] if READ_MIX[kind] == "uniform" else rules.random_frames(total, k, rng)
     return out
 
 
-def run_reader(params: dict[str, Any], k: int) -> None:
-    """Train the selection study's shared answerer for budget k (module docstring)."""
-    from safetensors.numpy import load_file
-
+def run_reader(params: dict[str, Any], frames: int) -> None:
+    """Train the selection study's shared answerer for budget k = `frames` (module docstring)."""
+    k = frames
     from vila.training.fit import fit_reader
-    from vila.training.students import TARGETS_FILE
 
     if k not in params["selection"]["frames"]:
         raise ValueError(f"--frames {k}: not in selection.frames {params['selection']['frames']}")
     paths = Paths.from_params(params)
-    targets = load_file(str(paths.model("vila_init") / TARGETS_FILE))
-    relevance, val_relevance = targets["relevance"], targets["val_relevance"]
-    n_train, n_val = len(load_split(paths, "train")), len(load_split(paths, "val"))
-    if (len(relevance), len(val_relevance)) != (n_train, n_val):
-        raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: relevance of {len(relevance)} train and "
-                         f"{len(val_relevance)} val questions, the splits have {n_train} and {n_val}; rerun reweight")
-    val_read = mixed_frames(val_relevance, k, np.random.default_rng([params["selection"]["random_seed"], k]),
+    total = params["data"]["frames"]
+    n_val = len(load_split(paths, "val"))
+    val_read = mixed_frames(n_val, total, k, np.random.default_rng([params["selection"]["random_seed"], k]),
                             middles=True)
-    fit_reader(params, k, answerer_name(k), lambda idx, rng: mixed_frames(relevance[idx], k, rng), val_read,
+    fit_reader(params, k, answerer_name(k), lambda idx, rng: mixed_frames(len(idx), total, k, rng), val_read,
                out_dir=paths.reader(k))
 
 
@@ -224,6 +204,13 @@ def choose(selector: str, k: int, qa: QASplit, scores: np.ndarray | None, hp: di
     if selector == "random":
         assert rng is not None
         return np.stack([rules.random_frames(total, k, rng) for _ in range(n)])
+    if selector in PIXEL_SELECTORS:  # question-blind: a statistic of the decoded frames, its top k
+        from vila.data.synthqa import BLIND_STATISTICS, top_k_random_ties
+
+        if rng is None or qa.frames is None:
+            raise ValueError(f"selector {selector}: needs the split's decoded frames and a random generator (ties)")
+        stat = BLIND_STATISTICS[selector]
+        return np.stack([top_k_random_ties(stat(np.asarray(qa.frames[row])), k, rng) for row in qa.rows])
     if selector == "oracle":
         if qa.items and "keyframes" not in qa.items[0]:
             raise ValueError(f"selector oracle: the {qa.name} annotations have no key frames (synthqa has them)")
@@ -245,7 +232,9 @@ def accuracy_of(params: dict[str, Any], model: Any, batcher: Batcher, read: np.n
     return score(params["dataset"], batcher.qa.items, predictions), predictions
 
 
-def run_select(params: dict[str, Any], selector: str, k: int) -> None:
+def run_select(params: dict[str, Any], selector: str, frames: int) -> None:
+    """One selector's k = `frames` frames of every question of the evaluation split, read by reader_<k>f."""
+    k = frames
     from vila.evaluation.evaluate import eval_result
     from vila.models.build import load_model
 
@@ -258,7 +247,7 @@ def run_select(params: dict[str, Any], selector: str, k: int) -> None:
     source = score_source(selector, k, params)
     model_rule = read_json(paths.scores_meta(source))["rule"] if source and source != "backbone" else None
     split = params["evaluate"]["split"]
-    qa = load_split(paths, split, features=True)
+    qa = load_split(paths, split, features=True, frames=selector in PIXEL_SELECTORS)
     grid = candidates(selector, cfg)
     tuning: list[dict[str, Any]] = []
     best = grid[0]

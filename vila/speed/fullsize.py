@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vila.config import speedup_key
 from vila.data.sampling import uniform_indices
 from vila.io import write_json
 
@@ -143,7 +144,7 @@ def run(batch_sizes: list[int], repeats: int, warmup: int, out: Path, train_batc
         "device": torch.cuda.get_device_name(0), "threads": torch.get_num_threads(), "batch_sizes": batch_sizes,
         "repeats": repeats, "warmup": warmup, "timed": TIMED, "latency_ms": latency,
         "flops": {"flant5xl": {n: t["total"] for n, t in flops.items()}}, "peak_memory_mb": memory,
-        "speedup": {f"{n}_vs_{r}": latency[r][largest]["median"] / latency[n][largest]["median"]
+        "speedup": {speedup_key(n, r): latency[r][largest]["median"] / latency[n][largest]["median"]
                     for r in REFERENCES for n in VARIANTS if n != r},
         "train_step": training,
     }

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.config import model_names, references
+from vila.config import model_names, references, speedup_key
 from vila.data.dataset import Batcher, load_split
 from vila.data.sampling import uniform_indices
 from vila.io import write_json
@@ -57,17 +57,20 @@ def batcher(tokenizer: Any, qa: Any, model: Any) -> Batcher:
     return Batcher(tokenizer, qa, localizer=model.config.selector == "localizer")
 
 
-def end_to_end_frames(model: Any, frames: torch.Tensor, total: int) -> torch.Tensor:
-    """What a variant is given: the whole grid, or a uniform model's N grid frames (interval middles)."""
+def end_to_end_frames(model: Any, frames: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a variant is given, and the frames' grid positions: the whole grid, or a uniform model's N grid frames
+    (interval middles)."""
     if model.config.selector is None:
-        return frames[:, torch.from_numpy(uniform_indices(total, model.config.frames, None, 1)[0])]
-    return frames
+        index = torch.from_numpy(uniform_indices(total, model.config.frames, None, 1)[0])
+        return frames[:, index], index.expand(len(frames), -1)
+    return frames, torch.arange(total).expand(len(frames), -1)
 
 
 def end_to_end(model: Any, batch: dict[str, torch.Tensor], total: int) -> Callable[[], Any]:
     """The timed call: frames -> answer. A uniform model first takes its N grid frames."""
-    frames = end_to_end_frames(model, batch["frames"], total)
-    inputs = {k: v for k, v in batch.items() if k not in ("frames", "labels", "vit_tokens")}
+    frames, index = end_to_end_frames(model, batch["frames"], total)
+    inputs = {k: v for k, v in batch.items() if k not in ("frames", "labels", "vit_tokens", "frame_index")}
+    inputs["frame_index"] = index
 
     def call() -> Any:
         with torch.inference_mode():
@@ -81,9 +84,9 @@ def step_calls(model: Any, batch: dict[str, torch.Tensor], total: int) -> dict[s
     `steps`), each re-run alone on the inputs it had in one traced pass."""
     from vila.models.modeling import ForwardPass, trace_steps
 
-    frames = end_to_end_frames(model, batch["frames"], total)
+    frames, index = end_to_end_frames(model, batch["frames"], total)
     p = ForwardPass(batch["qformer_ids"], batch["qformer_mask"], batch["input_ids"], batch["attention_mask"],
-                    frames=frames, localizer_ids=batch.get("localizer_ids"), localizer_mask=batch.get("localizer_mask"))
+                    frames=frames, frame_index=index, localizer_ids=batch.get("localizer_ids"), localizer_mask=batch.get("localizer_mask"))
     with torch.inference_mode():
         traced = trace_steps(model, p)
 
@@ -156,34 +159,53 @@ def run(params: dict[str, Any]) -> None:
     total = params["data"]["frames"]
     names = model_names(params)
     qa = load_split(paths, params["evaluate"]["split"], frames=True)
+    from vila.models.flops import design_key
+
     models = {name: load_model(paths.model(name)) for name in names}
+    # Models of one design (they differ in how they were trained: ablations, the relevance extension) cost the same:
+    # one of each is timed, and the others carry its figures ("timed_as").
+    first: dict[str, str] = {}
+    timed_as = {name: first.setdefault(design_key(model.config), name) for name, (model, _) in models.items()}
+    timed = [name for name in names if timed_as[name] == name]
     largest = max(cfg["batch_sizes"])
-    latency: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
-    for bs in tqdm(cfg["batch_sizes"], desc="speed: end to end, variants in turn"):
-        calls = {name: end_to_end(model, batcher(tok, qa, model).batch(np.arange(bs), None, features=False, frames=True), total)
-                 for name, (model, tok) in models.items()}
+    latency: dict[str, dict[str, dict[str, float]]] = {name: {} for name in timed}
+    rounds: dict[str, list[float]] = {}  # the largest batch's times, round by round (every model once per round)
+    for bs in tqdm(cfg["batch_sizes"], desc="speed: end to end, designs in turn"):
+        calls = {name: end_to_end(models[name][0], batcher(models[name][1], qa, models[name][0]).batch(
+            np.arange(bs), None, features=False, frames=True), total) for name in timed}
         for name, times in time_interleaved(calls, cfg["warmup"], cfg["repeats"]).items():
             latency[name][str(bs)] = {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+            if bs == largest:
+                rounds[name] = times
     breakdown: dict[str, dict[str, float]] = {}
-    for name in tqdm(names, desc="speed: per-component breakdown"):
+    for name in tqdm(timed, desc="speed: per-component breakdown"):
         model, tok = models[name]
         batch = batcher(tok, qa, model).batch(np.arange(largest), None, features=False, frames=True)
         breakdown[name] = {part: statistics.median(time_call(fn, cfg["warmup"], cfg["breakdown_repeats"]))
                            for part, fn in step_calls(model, batch, total).items()}
+    latency = {name: latency[timed_as[name]] for name in names}
+    rounds = {name: rounds[timed_as[name]] for name in names}
+    breakdown = {name: breakdown[timed_as[name]] for name in names}
     # The paper's claims are against SeViLA (sevila_4f); the uniform 32-frame model is the other reference.
     refs = [r for r in references(params) if r in latency]
-    speedup = {f"{n}_vs_{ref}": latency[ref][str(largest)]["median"] / latency[n][str(largest)]["median"]
+    speedup = {speedup_key(n, ref): latency[ref][str(largest)]["median"] / latency[n][str(largest)]["median"]
                for ref in refs for n in names if n != ref}
+    # The run-to-run spread of a ratio: the middle 95% of its per-round ratios (each round times every model once,
+    # in turn, so a slow spell of the machine lands on both); a rerun's median ratio falls inside it.
+    spread = {speedup_key(n, ref): [float(x) for x in np.percentile(
+                  np.asarray(rounds[ref]) / np.asarray(rounds[n]), [2.5, 97.5])]
+              for ref in refs for n in names if n != ref}
     tok = models[names[0]][1]
     sample = Batcher(tok, qa, localizer=True).batch(np.arange(min(len(qa), 64)), None, features=False)
     lengths = {k: int(sample[f"{k}_mask"].sum(1).float().mean().round()) for k in ("attention", "qformer", "localizer")}
     flops = flop_report({n: m.config for n, (m, _) in models.items()}, lengths["attention"], lengths["qformer"],
                         lengths["localizer"])
     memory = {}
-    for n in tqdm(names, desc="speed: peak memory"):
+    for n in tqdm(timed, desc="speed: peak memory"):
         model, tok = models[n]
         batch = batcher(tok, qa, model).batch(np.arange(largest), None, features=False, frames=True)
         memory[n] = peak_memory_mb(end_to_end(model, batch, total))
+    memory = {name: memory[timed_as[name]] for name in names}
     result = {
         "device": f"cpu ({platform.processor() or platform.machine()}, torch {torch.__version__})",
         "threads": torch.get_num_threads(),
@@ -200,6 +222,8 @@ def run(params: dict[str, Any]) -> None:
         "peak_memory_mb": memory,
         "peak_memory_note": f"peak memory added by one batch-{largest} end-to-end call (CPU: RSS of a forked child)",
         "speedup": speedup,
+        "speedup_range95": spread,
+        "timed_as": {n: t for n, t in timed_as.items() if n != t},
         "speedup_note": f"<variant>_vs_<reference>: median end-to-end latency of the reference ({', '.join(refs)}) / "
                         f"the variant's, at batch {largest}, timed in the same interleaved run; {TIMED}",
         "cpu_count": os.cpu_count(),
@@ -207,7 +231,7 @@ def run(params: dict[str, Any]) -> None:
     write_json(paths.speed_json, result)
     for n in names:
         lat = latency[n][str(largest)]["median"]
-        ratios = ", ".join(f"{speedup[f'{n}_vs_{r}']:.2f}x vs {r}" for r in refs if r != n)
+        ratios = ", ".join(f"{speedup[speedup_key(n, r)]:.2f}x vs {r}" for r in refs if r != n)
         fl = flops["flant5xl"][n]["total"] / 1e12
         log.info("speed %-22s batch %d: %8.1f ms median (%s; end to end); flant5xl %.2f TFLOPs/question",
                  n, largest, lat, ratios or "reference", fl)

@@ -2,8 +2,9 @@
 feature cache.
 
 Embedded profile: the tiny InstructBLIP-shaped model (ViT + Q-Former + T5) is pretrained from
-scratch on image-set instruction data drawn from the benchmark's renderer (1-4 frames with a
-question), the stand-in for InstructBLIP's image-language pretraining. Real profile: the
+scratch on frame-set instruction data drawn from the benchmark's generator (a few frames cut from a generated
+clip, with their times and a question answerable from them, never from the QA splits), the stand-in for
+InstructBLIP's image-language pretraining and for its LLM's sense of "first" and "before". Real profile: the
 InstructBLIP weights are loaded from the local directory in `model.weights`.
 
 Then the frozen ViT encodes every cached frame once; training never runs the ViT again. The cache
@@ -31,7 +32,7 @@ from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
-from vila.paths import SPLITS, Paths
+from vila.paths import CLIP_SPLITS, Paths
 from vila.training.loop import Parts
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
     vocab = word_vocabulary(vocabulary())
     tokenizer = build_word_tokenizer(vocab)
     torch.manual_seed(seed)
+    # time_signal: the tiny T5 learns frame order from the frames' time embeddings (ViLAConfig), as the real LLM
+    # reads order from the sequence; every model fine-tuned from this backbone inherits it
     config = ViLAConfig(backbone=backbone_config("tiny", len(vocab)).to_dict(), frames=1, sampled_frames=1,
-                        **prompt_token_ids(tokenizer, 32))
+                        time_signal=True, **prompt_token_ids(tokenizer, 32))
     return ViLAModel(config), tokenizer
 
 
@@ -147,21 +150,22 @@ class Pretraining(torch.nn.Module):
         self.model, self.heads = model, heads
 
 
-def pretraining_groups(frames: list[np.ndarray], clips: list[Any], tokenizer: Any) -> Parts:
-    """One generated image-set batch as tensors, split by frame count (equal-length sets share a forward): each
-    part weighted 1, its loss already scaled by its share of the batch (as the loss of one batch would be)."""
+def pretraining_groups(sets: list[Any], tokenizer: Any) -> Parts:
+    """One generated frame-set batch (synthqa.FrameSet) as tensors, split by frame count (equal-length sets share a
+    forward): each part weighted 1, its loss already scaled by its share of the batch (as one batch's would be)."""
     from vila.data import synthqa
     from vila.data.prompts import llm_prompt, qformer_prompt
 
-    items = [synthqa.unified_item(c, "pretrain", i) for i, c in enumerate(clips)]
+    items = [synthqa.unified_item(fs.clip, "pretrain", i) for i, fs in enumerate(sets)]
     q = tokenizer([qformer_prompt(it) for it in items], padding=True, return_tensors="pt")
     p = tokenizer([llm_prompt(it) for it in items], padding=True, return_tensors="pt")
     parts = Parts()
-    for n in sorted({len(f) for f in frames}):
-        sel = [i for i, f in enumerate(frames) if len(f) == n]
-        labels = [synthqa.frame_labels(clips[i]) for i in sel]
+    for n in sorted({len(fs.frame_ids) for fs in sets}):
+        sel = [i for i, fs in enumerate(sets) if len(fs.frame_ids) == n]
+        labels = [synthqa.frame_labels(sets[i].clip, sets[i].frame_ids) for i in sel]
         parts.append((1.0, {
-            "frames": torch.from_numpy(np.stack([frames[i] for i in sel])),
+            "frames": torch.from_numpy(np.stack([sets[i].pixels for i in sel])),
+            "frame_index": torch.tensor([sets[i].frame_ids for i in sel]),
             "qformer_ids": q.input_ids[sel], "qformer_mask": q.attention_mask[sel],
             "input_ids": p.input_ids[sel], "attention_mask": p.attention_mask[sel],
             "labels": torch.tensor([items[i]["answer"] for i in sel]),
@@ -176,17 +180,17 @@ class GeneratedStream:
     (a resumed run starts past 0; a DataLoader worker sees every n-th), it replays the draws before k: a few ms
     each, and the batches are those of an uninterrupted run."""
 
-    def __init__(self, seed: int, batch_size: int, size: int) -> None:
-        self.seed, self.batch_size, self.size = seed, batch_size, size
+    def __init__(self, seed: int, batch_size: int, size: int, max_frames: int) -> None:
+        self.seed, self.batch_size, self.size, self.max_frames = seed, batch_size, size, max_frames
         self.rng, self.next = np.random.default_rng([seed, 11]), 0
 
-    def batch(self, k: int) -> tuple[list[np.ndarray], list[Any]]:
+    def batch(self, k: int) -> list[Any]:
         from vila.data import synthqa
 
         if k < self.next:
             self.rng, self.next = np.random.default_rng([self.seed, 11]), 0
         while True:
-            drawn = synthqa.pretraining_batch(self.batch_size, self.size, self.rng)
+            drawn = synthqa.pretraining_batch(self.batch_size, self.size, self.rng, self.max_frames)
             self.next += 1
             if self.next > k:
                 return drawn
@@ -194,7 +198,7 @@ class GeneratedStream:
 
 def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], checkpoint_dir: Path,
                       heads: GroundingHeads | None = None) -> dict[str, Any]:
-    """Image-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
+    """Frame-set instruction pretraining of the whole tiny model (ViT, Q-Former, projection, T5): the LM loss on
     the answer letter plus the Q-Former grounding loss (GroundingHeads), in the one training loop
     (vila/training/loop.py): one epoch of `backbone.steps` steps over a generated stream (GeneratedStream: resumable),
     no validation: the final weights are the result. `heads`: the grounding heads to train (new ones if None)."""
@@ -208,18 +212,17 @@ def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], 
                              warmup_steps=cfg["warmup_steps"], grad_accum=1, grad_clip=1.0, patience=1, window=1, min_epochs=0,
                              max_steps=0,
                              checkpoint_every=cfg["checkpoint_every"], seed=params["seed"])
-    stream = GeneratedStream(params["seed"], cfg["batch_size"], size)
+    stream = GeneratedStream(params["seed"], cfg["batch_size"], size, cfg["max_frames"])
     sums: dict[int, np.ndarray] = {}  # step -> (lm, grounding, right answers, questions) of this process's steps
 
     def load(idx: np.ndarray, rng: np.random.Generator, shard: slice) -> Parts:
-        frames, clips = stream.batch(int(idx[0]) // cfg["batch_size"])  # in order: indices k*B .. (k+1)*B-1
-        keep = range(len(idx))[shard]
-        return pretraining_groups([frames[i] for i in keep], [clips[i] for i in keep], tokenizer)
+        sets = stream.batch(int(idx[0]) // cfg["batch_size"])  # in order: indices k*B .. (k+1)*B-1
+        return pretraining_groups([sets[i] for i in range(len(idx))[shard]], tokenizer)
 
     def loss(g: dict[str, Any], step: int) -> torch.Tensor:
         vit = model.encode_frames(g["frames"])
         queries = model.qformer_queries(vit, g["qformer_ids"], g["qformer_mask"])  # [B, F, Q, D]
-        visual = model.language_projection(queries).flatten(1, 2)
+        visual = model.add_time_signal(model.language_projection(queries).flatten(1, 2), g["frame_index"])
         vocab_logits = model.answer_logits(visual, g["input_ids"], g["attention_mask"])
         lm_loss = torch.nn.functional.cross_entropy(vocab_logits, letters[g["labels"]])
         ground_loss = heads.loss(queries.flatten(0, 1), g["frame_labels"])
@@ -230,7 +233,7 @@ def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], 
         return (lm_loss + ground_loss) * n / g["batch_size"]
 
     metrics = train(both, [{"params": list(both.parameters())}], settings.batch_size * cfg["steps"], load, loss, None,
-                    settings, checkpoint_dir, None, desc="backbone: image-set pretraining",
+                    settings, checkpoint_dir, None, desc="backbone: frame-set pretraining",
                     workers=params["data"]["workers"], shuffle=False)
     model.eval()
     history = [sums[k][:3] / sums[k][3] for k in sorted(sums)]
@@ -241,7 +244,7 @@ def pretrain_embedded(model: ViLAModel, tokenizer: Any, params: dict[str, Any], 
 
 @torch.no_grad()
 def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: str, batch: int = 16) -> None:
-    for split in SPLITS:
+    for split in CLIP_SPLITS:
         src = paths.frames_dir / f"{split}.npy"
         if not src.exists():
             continue
@@ -323,14 +326,14 @@ def run(params: dict[str, Any]) -> None:
 
 
 def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
-    """sha256 of the tiny backbone's weights after `steps` steps of its image-set pretraining (no video, no
+    """sha256 of the tiny backbone's weights after `steps` steps of its frame-set pretraining (no video, no
     files): the same string wherever the kernels compute the same bits. A few seconds on one core."""
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, tokenizer = embedded_backbone(seed)
     params = {"seed": seed, "data": {"synthqa": {"size": 32}, "workers": 0},
               "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
-                           "checkpoint_every": steps}}
+                           "checkpoint_every": steps, "max_frames": 4}}
     with tempfile.TemporaryDirectory(prefix="vila-fingerprint-") as ckpt:
         pretrain_embedded(model, tokenizer, params, Path(ckpt))
     digest = hashlib.sha256()

@@ -45,12 +45,13 @@ def fit_and_save(
     model: ViLAModel, tokenizer: Any, params: dict[str, Any], section: dict[str, Any], name: str,
     load_and_loss: tuple[LoadFn, LossFn], param_groups: list[dict[str, Any]], train_batcher: Batcher,
     val_batcher: Batcher, val_read: np.ndarray | None = None, out_dir: Path | None = None,
-    eval_fn: EvalFn | None = None,
+    eval_fn: EvalFn | None = None, chance: float | None = None,
 ) -> None:
     """Train by the one loop and convergence rule (train.convergence) and save models/<dataset>/<name> (or out_dir):
     weights, metrics.json (the validation curve and `converged`), DVCLive logs. val_read [n_val, k]: the frames a
     uniform-reading model reads of each val question (None: its uniform grid), so it is validated on the frames it
-    trains to read. eval_fn: the validation figure, if not the val questions' answer accuracy (the Localizer's)."""
+    trains to read. eval_fn: the validation figure, if not the val questions' answer accuracy (the Localizer's);
+    chance: that figure's chance level (default: guessing among each val question's options)."""
     paths = Paths.from_params(params)
     convergence = params["train"]["convergence"]
     settings = TrainSettings.from_params(section, convergence, params["seed"])
@@ -69,6 +70,7 @@ def fit_and_save(
             eval_fn or (lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"], read=val_read)),
             settings, ckpt, out / "dvclive" if out else None, desc=name, workers=params["data"]["workers"],
             val_size=len(val_batcher.qa),
+            chance=chance if chance is not None else float(np.mean([1 / it["num_option"] for it in val_batcher.qa.items])),
         )
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["trainable_parameters"] = sum(p.numel() for g in param_groups for p in g["params"])
@@ -79,9 +81,10 @@ def fit_and_save(
     barrier()
     if rank == 0:
         _remove_tree(ckpt)
-    log.info("%s: best val accuracy %.4f (epoch %d of %d) in %.1f s; %s", name, metrics["best_val_accuracy"],
+    log.info("%s: best val accuracy %.4f (epoch %d of %d) in %.1f s; %s%s", name, metrics["best_val_accuracy"],
              metrics["best_epoch"], metrics["epochs_run"], metrics["seconds"],
-             "converged" if metrics["converged"] else f"NOT converged (stopped by {metrics['stopped_by']})")
+             "converged" if metrics["converged"] else f"NOT converged (stopped by {metrics['stopped_by']})",
+             "" if metrics["learned"] else f"; NOT LEARNED: never above chance ({metrics['chance']:.3f})")
 
 
 def _remove_tree(path: Path) -> None:

@@ -92,8 +92,17 @@ def beats(val: float, kept: float | None, n: int | None) -> bool:
     return val > kept + margin
 
 
+def learned(best: float, chance: float, n: int | None) -> bool:
+    """Did validation leave chance: the best figure above `chance` by more than two standard errors of a chance
+    figure on n val questions (sqrt(p (1 - p) / n))?"""
+    margin = 2 * math.sqrt(chance * (1 - chance) / n) if n else 0.0
+    return best > chance + margin
+
+
 def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up to 1, then cosine decay to 0 at `total`."""
+    """Linear warm-up to 1, then cosine decay to 0 at `total`. `total` is max_epochs' worth of steps, not where the
+    convergence rule stops (10-25 of 40 epochs here): the rate is still 0.5-0.98 of its peak there, so the
+    schedule does not force the plateau the rule detects (docs/convergence.md)."""
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -196,10 +205,13 @@ def train(
     workers: int = 0,
     shuffle: bool = True,
     val_size: int | None = None,
+    chance: float | None = None,
 ) -> dict[str, Any]:
     """Train; returns metrics. The kept trainable weights (module docstring; `val_size`: the val questions behind
     each figure) are loaded into `model` at the end.
 
+    chance: the validation figure of guessing (1 / options; 0.5 for a ranking AUC): a run whose best figure is not
+    above it by two standard errors has not learned (metrics["learned"] false), converged or not.
     load_fn/loss_fn: see LoadFn; eval_fn() -> val accuracy (None: no validation, no early stopping, the final
     weights are the result: the backbone's pretraining on generated data). `workers` DataLoader processes load steps
     ahead (the same batches as workers=0, bit for bit). `shuffle` False: every epoch reads indices 0..n_train-1 in
@@ -310,6 +322,8 @@ def train(
         "steps": state["step"],
         # the convergence rule and where this run ended by it (None: no validation, nothing to converge on)
         "converged": state["stopped_by"] == "plateau" if validated else None,
+        "chance": chance,
+        "learned": learned(state["best"], chance, val_size) if validated and chance is not None else None,
         "stopped_by": state["stopped_by"],
         "convergence_rule": {"max_epochs": settings.max_epochs, "min_epochs": settings.min_epochs,
                              "patience": settings.patience, "window": settings.window},

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from vila.config import ParamsError, lookup
+from vila.config import SEVILA_ABLATIONS, ParamsError, lookup
 from vila.config import validate as validate_params
 from vila.pipeline.closure import stage_code
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
@@ -26,6 +26,7 @@ wildcard_constraints:
     scorer="|".join(config["selection"]["scorers"]),
     selector="|".join(config["selection"]["selectors"]),
     budget=r"\d+",
+    ablation="|".join(SEVILA_ABLATIONS),
 
 
 def stage_params(stage, **wildcards):
