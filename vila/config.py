@@ -86,9 +86,6 @@ def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
     return {**params, "seed": seed, "study_seed": seed}
 
 
-# Which evaluate stage reads each kind of model (its dependencies differ: a student's fast selector reads frames).
-EVALUATE_STAGE = {"teacher": "evaluate_teacher", "student": "evaluate_student", "sevila": "evaluate_sevila",
-                  "sevila_ablation": "evaluate_sevila_ablation"}
 SEVILA_K = 4  # SeViLA's k: its key frames (sevila_4f, the baseline of the claims); its ablations and labeller read k
 SPEED_REFERENCE = f"sevila_{SEVILA_K}f"  # the baseline of the paper's claims and of its speed-ups
 def sevila_answerer(frames: int, uniform: bool = False) -> str:
@@ -126,7 +123,7 @@ def references(params: dict[str, Any]) -> tuple[str, str]:
 
 
 def model_kinds(params: dict[str, Any]) -> dict[str, str]:
-    """Every model the DAG trains and evaluates, in table order, with its kind (EVALUATE_STAGE's keys): the uniform
+    """Every model the DAG trains and evaluates, in table order, with its kind: the uniform
     teachers, the ViLA student variants, SeViLA at each k, and SeViLA's ablations."""
     kinds = {f"uniform_{n}f": "teacher" for n in params["train"]["teacher"]["frames"]}
     kinds |= {v: "student" for v in params["variants"]}
@@ -206,7 +203,6 @@ BLIND = ("uniform", "random", "oracle", *PIXEL_SELECTORS)
 ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}
 MODEL_SELECTORS = {"sevila_localizer": "sevila_4f", "vila_prompter": "vila_4f",
                    "vila_prompter_visual": "vila_4f_visual_gate", "vila_fast": "vila_4f_fast"}
-SELECTORS = (*BLIND, *ITM_RULES, *MODEL_SELECTORS)
 
 
 def score_source(selector: str, k: int, params: dict) -> str | None:
