@@ -22,7 +22,7 @@ LOCK := requirements.lock
 VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
 PLOTS_TEMPLATE := .dvc/plots-offline.html
 
-.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity readme pipeline-svg reproduce-all test test-fast test-remote test-slurm lint data clean
+.PHONY: install lock plots-template reproduce reproduce-seeds reproduce-selection identity readme report pipeline-svg reproduce-all test test-fast test-remote test-slurm lint data clean
 # (the variables above are defined before this line: make expands a rule's prerequisites where it reads them)
 install: $(STAMP) $(PLOTS_TEMPLATE)
 
@@ -115,6 +115,13 @@ reproduce-selection: data
 # (apt-get install graphviz); tests/test_pipeline.py checks it names every rule.
 pipeline-svg: $(STAMP)
 	$(BIN)/snakemake --rulegraph dot -- reproduce_table1 | dot -Tsvg > docs/pipeline.svg
+
+# Snakemake's self-contained report of what ran (the rule graph, every job's runtime, command and provenance, and
+# the key outputs with their captions: workflow/report/). After make reproduce; REPORT_TARGETS=all to include the
+# studies that ran.
+REPORT_TARGETS ?= reproduce_table1
+report: $(STAMP)
+	$(BIN)/snakemake --report reports/snakemake.html $(REPORT_TARGETS)
 
 # The README's "Results at a glance", regenerated from results/ (and study/results/ where the seed study ran).
 readme: $(STAMP)

@@ -182,3 +182,17 @@ def test_cached_localizer_scores_give_the_answers_of_scoring_again(backbone, tmp
     with torch.no_grad():
         other.localizer.ln_vision.weight.add_(1.0)  # another Localizer: its own scores, never the cache
     assert cached_localizer_scores(other, paths, "test", qa) is None
+
+
+def test_localizer_pretraining_labels_are_the_generators_moments():
+    """SeViLA's step 1 learns, per frame, whether it shows what the moment query names: the labels it trains on
+    (moment_labels of the unified items) are the generator's per-frame relevance, frame for frame."""
+    from vila.data import synthqa
+    from vila.training.sevila import moment_labels
+
+    clips = synthqa.generate_moments(30, seed=4)
+    items = [synthqa.moment_item(c, i) for i, c in enumerate(clips)]
+    labels = moment_labels(items, synthqa.FRAMES)
+    assert labels.shape == (30, synthqa.FRAMES)
+    assert np.array_equal(labels, np.array([c.relevant for c in clips]))
+    assert labels.any(1).all() and not labels.all(1).any()  # every query names some frames, never all

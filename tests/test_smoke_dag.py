@@ -386,3 +386,62 @@ def test_the_readme_results_block_is_generated_from_the_results(smoke_dag: Path,
     claims = json.loads((project / "results/synthqa/comparisons.json").read_text())["claims"]
     assert all(c["claim"] in block for c in claims)
     assert "seeds" in block  # the smoke DAG ran the seed study: its pooled verdicts are in the block
+
+
+def test_snakemake_report_holds_the_key_outputs_with_captions(smoke_dag: Path, tmp_path):
+    """`make report`: Snakemake's self-contained report of the run, with Table 1, the claims and the training
+    curves under their captions (workflow/report/)."""
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    run(["snakemake", "--report", "reports/snakemake.html", "reproduce_table1"], project)
+    page = (project / "reports/snakemake.html").read_text()
+    assert len(page) > 50_000
+    for caption in ("table1.rst", "claims.rst", "training.rst"):
+        first = (ROOT / "workflow/report" / caption).read_text().split()[:4]
+        assert " ".join(first) in page, caption
+
+
+def test_a_dvc_experiment_shows_each_models_headline(smoke_dag: Path, tmp_path):
+    """The DVC experiment loop on a committed run: `dvc exp run -S compare.seed=1` reruns what the key reaches, and
+    `dvc exp show` prints the experiment's headline per model, read from the per-model metrics files that git keeps
+    (.gitignore lets results/<dataset>/metrics/ through); `dvc metrics diff` against HEAD reads them too."""
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    shutil.copy(ROOT / ".gitignore", project / ".gitignore")
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],
+                ["git", "config", "user.name", "ci"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["dvc", "add", "-q", "data"], ["dvc", "commit", "--force", "-q", "dvc.yaml"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "a finished run"]):
+        run(cmd, project)
+    tracked = run(["git", "ls-files", "results"], project).stdout.split()
+    assert sorted(tracked) == sorted(f"results/synthqa/metrics/{v}.json" for v in VARIANTS)
+    out = run(["dvc", "exp", "run", "-S", "compare.seed=1"], project).stdout
+    assert "Running stage 'compare'" in out and "Running stage 'student" not in out
+    table = run(["dvc", "exp", "show", "--csv", "--drop", r"^(?!Experiment$|.*:accuracy_mean$).*"], project).stdout
+    header, *rows = [line.split(",") for line in table.strip().splitlines()]
+    column = {c.split(":")[0]: i for i, c in enumerate(header)}
+    assert set(column) >= {f"results/synthqa/metrics/{v}.json" for v in VARIANTS}
+    experiment = next(r for r in rows if r[0] and r[0] not in ("workspace", "master", "main"))
+    vila = json.loads((project / "results/synthqa/eval/vila_4f.json").read_text())["accuracy"]["mean"]
+    assert float(experiment[column["results/synthqa/metrics/vila_4f.json"]]) == pytest.approx(vila)
+    diff = run(["dvc", "metrics", "diff"], project)
+    assert "failed to load" not in diff.stdout + diff.stderr
+
+
+def test_a_snakemake_override_reaches_the_jobs_it_changes_and_nothing_else(smoke_dag: Path, tmp_path):
+    """`snakemake ... --configfile F`: the jobs run with F's settings (VILA_PARAMS points them at the merged
+    configuration), only the jobs whose params F changes rerun, and an error in F is reported as F's."""
+    project = tmp_path / "copy"
+    shutil.copytree(smoke_dag, project)
+    (project / "ov.yaml").write_text("compare:\n  resamples: 20000\n  seed: 7\n")
+    target = ["results/synthqa/comparisons.json", "--configfile", "ov.yaml"]
+    plan = run(["snakemake", "-n", "--cores", "1", *target], project).stdout
+    assert set(re.findall(r"^(?:local)?rule (\w+):", plan, re.M)) == {"compare"}
+    run(["snakemake", "--cores", "1", *target], project)
+    comparisons = json.loads((project / "results/synthqa/comparisons.json").read_text())
+    assert (comparisons["resamples"], comparisons["bootstrap_seed"]) == (20000, 7)
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1", *target], project).stdout
+    (project / "bad.yaml").write_text("compare:\n  resamples: 5\n")
+    bad = run(["snakemake", "-n", "--cores", "1", "results/synthqa/comparisons.json", "--configfile", "bad.yaml"],
+              project, check=False)
+    assert bad.returncode != 0 and re.search(r"overridden by \S*bad\.yaml: compare\.resamples", bad.stdout + bad.stderr)

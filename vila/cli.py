@@ -172,7 +172,9 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vila", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--params", default=os.environ.get("VILA_PARAMS", "params.yaml"),
+                        help="params file (default: $VILA_PARAMS, which Snakemake sets to its merged configuration "
+                             "when --config/--configfile override params.yaml; else params.yaml)")
     parser.add_argument("--seed", type=int, default=None,
                         help="train/evaluate at this seed of the seed study (outputs under study/seeds/SEED/)")
     parser.add_argument("-v", "--verbose", action="store_true")

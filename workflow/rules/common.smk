@@ -1,5 +1,9 @@
+import hashlib
+import os
 import sys
 from pathlib import Path
+
+import yaml
 
 from snakemake.exceptions import WorkflowError
 
@@ -8,10 +12,31 @@ from vila.config import validate as validate_params
 from vila.pipeline.closure import stage_code
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
 
+def run_params():
+    """The params file every job of this run reads: params.yaml, or, when --config/--configfile override it, the
+    merged configuration written once to .snakemake/vila-params/ (content-addressed). Jobs find it in VILA_PARAMS
+    (the default of `vila --params`): the commands, and so what DVC runs, stay the same; the jobs whose params
+    changed rerun (their `values` below), and nothing else does."""
+    with open("params.yaml") as f:
+        if yaml.safe_load(f) == config:
+            return "params.yaml", "params.yaml"
+    overrides = [str(p) for p in workflow.overwrite_configfiles] or ["--config"]
+    text = yaml.safe_dump(config, sort_keys=False)
+    path = Path(".snakemake/vila-params") / f"params-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path), f"params.yaml overridden by {', '.join(overrides)}"
+
+
+RUN_PARAMS, PARAMS_SOURCE = run_params()
 try:
-    validate_params(config, "params.yaml")
+    validate_params(config, PARAMS_SOURCE)
 except ParamsError as error:
     sys.exit(f"Invalid configuration: {error}")
+os.environ["VILA_PARAMS"] = RUN_PARAMS
 
 DATASET = config["dataset"]
 VARIANTS = list(config["variants"])
@@ -63,10 +88,27 @@ def stage_inputs(stage):
     return inputs
 
 
+# Snakemake's own report (`make report`): the key outputs, each with its caption (workflow/report/)
+REPORTED = {
+    "reports/table1.html": ("table1.rst", "Table 1"),
+    f"results/{DATASET}/comparisons.json": ("claims.rst", "Claims"),
+    "reports/training.html": ("training.rst", "Training"),
+    "reports/benchmark.html": ("benchmark.rst", "Benchmark"),
+    "reports/seeds.html": ("seeds.rst", "Seed study"),
+    "reports/selection.html": ("selection.rst", "Selection study"),
+}
+
+
 def stage_outputs(stage):
-    """Folders as directory() outputs, files (.json, .html) as they are."""
-    paths = map(concrete, (*stage.outs, *stage.results, *stage.metrics))
-    return [p if Path(p).suffix else directory(p) for p in paths]
+    """Folders as directory() outputs, files (.json, .html) as they are; the key ones marked for Snakemake's report."""
+    out = []
+    for p in map(concrete, (*stage.outs, *stage.results, *stage.metrics)):
+        if p in REPORTED:
+            caption, category = REPORTED[p]
+            out.append(report(p, caption=f"../report/{caption}", category=category))
+        else:
+            out.append(p if Path(p).suffix else directory(p))
+    return out
 
 
 def stage_log(stage):
