@@ -165,7 +165,7 @@ def test_editing_a_selection_rule_stales_only_the_selection_study(built: Path):
 def test_editing_the_cli_stales_nothing(built: Path):
     """vila/cli.py only parses a command line: a new help string changes no figure, so nothing reruns."""
     rel = "vila/cli.py"
-    saved = edited(built, rel, b'help="params file (default: params.yaml)"', b'help="the params file"')
+    saved = edited(built, rel, b'help="fail if dvc.yaml differs from the stage list"', b'help="fail on a stale dvc.yaml"')
     try:
         assert dvc_stale(built) == set() and snakemake_stale(built, "all", "reproduce_seeds", "reproduce_selection") == set()
     finally:
