@@ -1,4 +1,4 @@
-"""The training-free frame selectors (vila/selection.py) on constructed cases whose answers are known."""
+"""The training-free frame selectors (vila/selection/rules.py) on constructed cases whose answers are known."""
 
 import numpy as np
 import pytest

@@ -151,13 +151,20 @@ def test_without_validation_every_step_runs_and_the_final_weights_are_kept(tmp_p
         x, y = batch
         return torch.nn.functional.cross_entropy(model(x), y)
 
-    m = train(model, [{"params": list(model.parameters())}], len(X), load, loss, None, settings(max_epochs=2, patience=1),
-              tmp_path / "c", None, "test")
-    final = {k: v.clone() for k, v in model.state_dict().items()}
+    def run(epochs: int, ckpt: str) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(0)
+        model.reset_parameters()
+        m = train(model, [{"params": list(model.parameters())}], len(X), load, loss, None,
+                  settings(max_epochs=epochs, patience=1), tmp_path / ckpt, None, "test")
+        return m, model.weight.detach().clone()
+
+    one, after_one = run(1, "one")
+    m, after_two = run(2, "two")
     assert m["epochs_run"] == 2 and m["steps"] == 2 * 4 and m["best_epoch"] == 2
     assert m["converged"] is None and m["val_curve"] == [] and m["best_val_accuracy"] is None
     assert all(h["val_accuracy"] is None for h in m["history"])
-    assert (model.state_dict()["weight"] == final["weight"]).all()
+    # the second epoch's updates are in the weights kept: not the first epoch's (no "best" snapshot restored)
+    assert one["steps"] == 4 and not torch.equal(after_two, after_one)
 
 
 def test_backbone_pretraining_runs_in_the_training_loop_and_resumes(tmp_path, monkeypatch):

@@ -97,8 +97,10 @@ def add_stage_commands(sub: Any) -> None:
         groups.setdefault(words[0], {})[words] = stages
     for first, commands in groups.items():
         stages = [st for group in commands.values() for st in group]
-        helps = sorted({st.help for st in stages if st.help}) or [", ".join(st.name for st in stages)]
-        p = sub.add_parser(first, help="; ".join(helps))
+        helps = {st.help for st in stages if st.help}
+        p = sub.add_parser(first, help=helps.pop() if len(helps) == 1 else "one of: " + ", ".join(st.name for st in stages),
+                           description="\n".join(f"{st.name}: {st.help}" for st in stages),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         kinds = sorted(w[1] for w in commands if len(w) > 1)
         if kinds:
             p.add_argument("kind", choices=kinds)

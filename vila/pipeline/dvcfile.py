@@ -11,7 +11,7 @@ import yaml
 
 from vila.config import SEVILA_ABLATIONS
 from vila.pipeline.closure import stage_deps
-from vila.pipeline.stages import SELECTION_STAGES, STAGES, STUDY_STAGES, Stage
+from vila.pipeline.stages import SELECTION_STAGES, STAGES, STUDY_STAGES, Stage, stage_by_name
 
 PLOTS = [
     {"Training loss": {"template": "linear", "x": "step",
@@ -56,8 +56,8 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None,
                params: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for st in stages:
-        body: dict[str, Any] = {"cmd": _dvc(st.cmd, st), "deps": [_dvc(d, st) for d in stage_deps(st)],
-                                "params": [_dvc(p, st) for p in st.params]}
+        body: dict[str, Any] = {"desc": st.help or stage_by_name(st.base).help, "cmd": _dvc(st.cmd, st),
+                                "deps": [_dvc(d, st) for d in stage_deps(st)], "params": [_dvc(p, st) for p in st.params]}
         if wdir:
             body = {"wdir": wdir, **body}
         if not body["params"]:

@@ -16,8 +16,9 @@ rule reproduce_speed:
         "reports/speed.html",
 
 
-# The seed study: every model the comparisons use at each of seeds_study besides `seed` (whose models are Table 1's),
-# then the summary across seeds (vila/evaluation/seeds.py). Not part of `all`: about 16 more minutes per seed on 2 cores.
+# The seed study: the claims' models at each of seeds_study besides `seed` (whose models are Table 1's), each seed with
+# its own backbone, then the summary across seeds (vila/evaluation/seeds.py). Not part of `all`: its own target,
+# timed in the README's Cost section.
 rule reproduce_seeds:
     input:
         "reports/seeds.html",
