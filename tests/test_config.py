@@ -91,3 +91,34 @@ def test_a_stage_runs_torch_on_the_threads_params_names():
             assert torch.get_num_threads() == count
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_library_error_is_one_line_and_its_traceback_a_file(tmp_path, monkeypatch, capsys):
+    """An error from deep inside a library (here safetensors reading a corrupt file) reaches the user as one line
+    naming the exception and where its traceback went, never as a bare traceback; -v raises it."""
+    from safetensors.torch import load_file
+
+    import vila.reports.readme
+    from vila.cli import main
+
+    corrupt = tmp_path / "model.safetensors"
+    corrupt.write_bytes(b"\xff" * 64)
+    monkeypatch.setattr(vila.reports.readme, "write_readme", lambda params: load_file(corrupt))
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["--params", str(params), "readme"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vila readme: error (SafetensorError): "), err
+    saved = sorted((tmp_path / "logs" / "tracebacks").glob("vila-readme-*.txt"))
+    assert len(saved) == 1 and str(saved[0].relative_to(tmp_path)) in err[0]
+    assert "Traceback" in saved[0].read_text() and "SafetensorError" in saved[0].read_text()
+    with pytest.raises(Exception, match="header"):
+        main(["--params", str(params), "-v", "readme"])
+
+
+def test_params_given_a_folder_is_one_line_naming_it(tmp_path, capsys):
+    from vila.cli import main
+
+    assert main(["--params", str(tmp_path), "readme"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Is a directory" in err[0] and str(tmp_path) in err[0], err

@@ -18,7 +18,7 @@ PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 # Generated or run-time paths a page may name without their existing in a clean checkout (and the hub id of the
 # real weights, which the README names as what to download)
 GENERATED = ("work", "models", "results", "reports", "logs", "study/seeds/", "study/results/", ".venv", "data/",
-             "Salesforce/")
+             ".vila-runner.lock", "Salesforce/")
 PRODUCTS = {"metrics.json", "speed.json", "stats.json", "skipped.json", "comparisons.json", "decoding.json",
             "checksums.json", "meta.json"}  # files the stages write (inside the generated folders)
 

@@ -13,9 +13,11 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from vila.data.registry import DATASETS, REAL
+from vila.pipeline.runner import HOLDER_ENV, WorkspaceBusy, describe, hold_workspace
 from vila.pipeline.stages import stage_by_name
 
 
@@ -123,8 +125,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_speed_full(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from vila.speed.fullsize import NoGPU, run
 
     try:
@@ -217,11 +217,46 @@ def processes_per_node() -> int:
     return int(value)
 
 
+def save_traceback(command: str) -> Path:
+    """Write the exception being handled to logs/tracebacks/ (the temp folder where that cannot be written)."""
+    import tempfile
+    import traceback
+
+    name = f"vila-{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (Path("logs") / "tracebacks", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(traceback.format_exc())
+            return folder / name
+        except OSError:
+            continue
+    return Path("(not saved)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    runner_lock = None
     if getattr(args, "func", None) is cmd_stage:
         args.words = (args.first, args.kind) if args.kinds else (args.first,)
+        # Not a job of a Snakemake run (it holds the workspace for its jobs), nor a rank of a torchrun launch
+        # other than the first (the launcher of `vila train` holds it for its ranks; a hand-run torchrun: rank 0).
+        if HOLDER_ENV not in os.environ and os.environ.get("RANK", "0") == "0":
+            try:
+                runner_lock = hold_workspace(describe(" ".join(["vila", *argv])))
+            except WorkspaceBusy as e:
+                print(f"vila {args.command}: error (WorkspaceBusy): {e}", file=sys.stderr)
+                return 2
+    try:
+        return run_command(args, argv)
+    finally:
+        if runner_lock is not None:  # released now (a caller in this process, e.g. a test, runs on unlocked)
+            runner_lock.close()
+            os.environ.pop(HOLDER_ENV, None)
+
+
+def run_command(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the parsed command; its errors as one line on stderr (exit status 2: bad input, 1: anything else)."""
     if args.command == "train" and "LOCAL_RANK" not in os.environ and (nproc := processes_per_node()) > 1:
         # One process per GPU the scheduler allotted: the same command under torchrun, so Snakemake and DVC
         # keep one command line whatever the node size.
@@ -233,16 +268,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, OSError, KeyError) as e:  # ours, and the file system's: the message names the key or file
         from vila.config import ParamsError
 
         label = "params" if isinstance(e, ParamsError) else type(e).__name__
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"vila {args.command}: error ({label}): {msg}", file=sys.stderr)
         return 2
+    except Exception as e:
+        # Anything else comes from deep inside a library: one line here, the whole traceback in a file (-v: raised).
+        if args.verbose:
+            raise
+        saved = save_traceback(args.command)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+        print(f"vila {args.command}: error ({type(e).__name__}): {first} [traceback: {saved}; rerun with -v to see "
+              "it here]", file=sys.stderr)
+        return 1
     logging.getLogger("vila").info("vila %s finished in %.1f s", args.command, time.perf_counter() - started)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

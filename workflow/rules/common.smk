@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from vila.config import SEVILA_ABLATIONS, ParamsError, lookup
 from vila.config import validate as validate_params
 from vila.pipeline.closure import stage_code
+from vila.pipeline.runner import WorkspaceBusy, hold_for_snakemake
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
 
 def run_params():
@@ -37,6 +38,17 @@ try:
 except ParamsError as error:
     sys.exit(f"Invalid configuration: {error}")
 os.environ["VILA_PARAMS"] = RUN_PARAMS
+# One runner per workspace (vila/pipeline/runner.py): a run holds the lock from its start (never a dry run) to its
+# end and its jobs run under it; refused while `dvc repro` or a hand-run `vila` stage works here, and they refuse it.
+RUNNER_LOCK = []
+
+
+onstart:
+    try:
+        RUNNER_LOCK.append(hold_for_snakemake())
+    except WorkspaceBusy as error:
+        sys.exit(str(error))
+
 
 DATASET = config["dataset"]
 VARIANTS = list(config["variants"])
