@@ -1,5 +1,6 @@
 """`vila`: the command line. It parses, then runs a stage's entry point (vila/pipeline/stages.py) after the
-run-time setup (vila/runtime.py), and does nothing else: no stage depends on this file.
+run-time setup (vila/runtime.py), holding the workspace's runner lock (vila/pipeline/runner.py) and turning any error
+into one line; it changes no output, so no stage depends on this file.
 
 Heavy libraries (torch, transformers, peft) are imported inside the commands that need them, so
 `vila --help` and Snakemake/DVC dry runs stay fast.
@@ -286,6 +287,7 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
     logging.getLogger("vila").info("vila %s finished in %.1f s", args.command, time.perf_counter() - started)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
