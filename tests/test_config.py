@@ -121,4 +121,4 @@ def test_params_given_a_folder_is_one_line_naming_it(tmp_path, capsys):
 
     assert main(["--params", str(tmp_path), "readme"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Is a directory" in err[0] and str(tmp_path) in err[0], err
+    assert len(err) == 1 and "is a folder" in err[0] and str(tmp_path) in err[0], err

@@ -20,7 +20,7 @@ PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 GENERATED = ("work", "models", "results", "reports", "logs", "study/seeds/", "study/results/", ".venv", "data/",
              ".vila-runner.lock", "Salesforce/")
 PRODUCTS = {"metrics.json", "speed.json", "stats.json", "skipped.json", "comparisons.json", "decoding.json",
-            "checksums.json", "meta.json"}  # files the stages write (inside the generated folders)
+            "checksums.json", "meta.json", "weights.sha256.json"}  # files the stages write (inside the generated folders)
 
 
 def test_the_readme_is_short_and_its_results_block_is_the_generated_one():

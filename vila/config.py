@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from vila.io import read_yaml
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 TEACHER_FRAMES_FOR_STUDENT = (4, 32)  # re_weight: student = 4-frame model + 32-frame teacher branch
@@ -248,13 +250,14 @@ def validate(params: Any, source: str = "params.yaml") -> dict[str, Any]:
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """params from `path`, validated; every error names the file (and the key, where one is at fault)."""
     path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found (run from the project root, or pass --params)")
     try:
-        params = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: not found (run from the project root, or pass --params)") from None
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML ({e})") from None
+        params = read_yaml(path, "the run's params, a YAML mapping")
+    except (OSError, ValueError) as e:
+        raise ParamsError(str(e)) from None
     return validate(params, str(path))
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 SPLITS = ("train", "val", "test")  # every dataset's question splits (annotations/<split>.json, caches per split)
 # clips decoded and encoded: the question splits, and synthqa's moment-retrieval set (SeViLA's Localizer pre-training)
-CLIP_SPLITS = (*SPLITS, "moments")
+MOMENTS_SPLIT = "moments"
+CLIP_SPLITS = (*SPLITS, MOMENTS_SPLIT)
 STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
 
 

@@ -1,8 +1,11 @@
-"""Official annotation releases -> the unified format (one JSON list per split).
+"""Official annotation releases -> the unified format (one JSON list per split), and its check on load.
 
 Unified item: video, qid, question, a0..a{n-1}, num_option, answer (index), start/end (seconds,
-where the dataset gives a span), type (where the dataset has question types).
-Every malformed record is an error naming the file, the record and the field.
+where the dataset gives a span), type (where the dataset has question types). A moment-retrieval
+item (synthqa's `moments` split) has num_option 0 and relevant_frames instead of options and answer.
+Every malformed record is an error naming the file, the record and the field: when converting, and
+again whenever a stage reads a unified file (`read_unified`), since a file may have been edited or
+written by hand (an answer index past the options would otherwise be scored as a wrong answer).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vila.data.registry import DATASETS
-from vila.io import write_json
+from vila.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 Item = dict[str, Any]
@@ -44,6 +47,16 @@ def _index(value: Any, n: int, key: str, where: str) -> int:
     return idx
 
 
+def _seconds(value: Any, key: str, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{where}: field '{key}' = {value!r} is not a time in seconds") from None
+    if not math.isfinite(seconds) or isinstance(value, bool):
+        raise AnnotationError(f"{where}: field '{key}' = {value!r} is not a time in seconds")
+    return seconds
+
+
 def _span(ts: Any, where: str) -> tuple[float, float] | None:
     """TVQA/How2QA "start-end" strings, VLEP [start, end] lists; None when the span is unknown (NaN)."""
     if isinstance(ts, list | tuple) and len(ts) == 2:
@@ -62,6 +75,68 @@ def _span(ts: Any, where: str) -> tuple[float, float] | None:
     if end < start:
         raise AnnotationError(f"{where}: field 'ts' = {ts!r} ends before it starts")
     return start, end
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_time(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
+
+
+def unified_record_error(rec: Any, moments: bool) -> str | None:
+    """What is wrong with one unified record (None when nothing is): fields present, of their types, the answer
+    one of the options, the span in order."""
+    if not isinstance(rec, dict):
+        return f"is a {type(rec).__name__}, expected an object"
+    for key in ("qid", "video"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            return f"field '{key}' = {rec.get(key)!r}: expected a non-empty string"
+    if not isinstance(rec.get("question"), str):  # may be empty: VLEP has no question text
+        return f"field 'question' = {rec.get('question')!r}: expected a string"
+    if "type" in rec and not isinstance(rec["type"], str):
+        return f"field 'type' = {rec['type']!r}: expected a string"
+    if not (_is_time(rec.get("start")) and _is_time(rec.get("end"))):
+        return f"fields 'start'/'end' = {rec.get('start')!r}/{rec.get('end')!r}: expected seconds or null"
+    if rec.get("start") is not None and rec.get("end") is not None and rec["end"] < rec["start"]:
+        return f"fields 'start'/'end' = {rec['start']}/{rec['end']}: the span ends before it starts"
+    if moments:
+        frames = rec.get("relevant_frames")
+        if not isinstance(frames, list) or not all(_is_int(f) and f >= 0 for f in frames):
+            return f"field 'relevant_frames' = {frames!r}: expected a list of frame indices"
+        return None
+    n = rec.get("num_option")
+    if not _is_int(n) or n < 2:
+        return f"field 'num_option' = {n!r}: expected an integer of at least 2"
+    for i in range(n):
+        if not isinstance(rec.get(f"a{i}"), str):
+            return f"field 'a{i}' = {rec.get(f'a{i}')!r}: expected option text (num_option is {n})"
+    answer = rec.get("answer")
+    if not _is_int(answer) or not 0 <= answer < n:
+        return f"field 'answer' = {answer!r}: expected an option index in 0..{n - 1}"
+    return None
+
+
+def check_unified(items: Any, source: str, moments: bool = False) -> list[Item]:
+    """`items` if they are a valid unified split, else an AnnotationError naming `source`, the record and field."""
+    if not isinstance(items, list):
+        raise AnnotationError(f"{source}: is a JSON {type(items).__name__}, expected a list of unified-format questions")
+    for i, rec in enumerate(items):
+        if (error := unified_record_error(rec, moments)) is not None:
+            qid = f" (qid {rec['qid']})" if isinstance(rec, dict) and isinstance(rec.get("qid"), str) else ""
+            raise AnnotationError(f"{source}: record {i}{qid}: {error}")
+    qids = [it["qid"] for it in items]
+    if len(set(qids)) != len(qids):
+        seen: set[str] = set()
+        dup = sorted({q for q in qids if q in seen or seen.add(q)})[:5]
+        raise AnnotationError(f"{source}: duplicate qids {dup}")
+    return items
+
+
+def read_unified(path: str | Path, moments: bool = False) -> list[Item]:
+    """A unified annotation file, checked record by record (`moments`: a moment-retrieval split)."""
+    return check_unified(read_json(path, "a JSON list of unified-format questions"), str(path), moments)
 
 
 def _options(item: Item, options: list[str]) -> Item:
@@ -88,13 +163,15 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def convert_star(path: Path) -> list[Item]:
     try:
-        records = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        records = read_json(path, "STAR's official JSON list of questions")
+    except ValueError as e:
+        raise AnnotationError(str(e)) from None
     if not isinstance(records, list):
         raise AnnotationError(f"{path}: expected a JSON list of questions")
     items = []
     for n, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise AnnotationError(f"{path}[{n}]: is a {type(rec).__name__}, expected a question object")
         where = f"{path}[{n}] (question_id {rec.get('question_id', '?')})"
         qid = str(_field(rec, "question_id", where))
         choices = _field(rec, "choices", where)
@@ -113,7 +190,7 @@ def convert_star(path: Path) -> list[Item]:
         }
         for key in ("start", "end"):
             if rec.get(key) is not None:
-                item[key] = float(rec[key])
+                item[key] = _seconds(rec[key], key, where)
         items.append(_options(item, texts))
     return items
 
@@ -202,11 +279,7 @@ def convert(dataset: str, src: Path, out: Path) -> dict[str, int]:
         if not path.exists():
             missing.append(name)
             continue
-        items = converter(path)
-        qids = [it["qid"] for it in items]
-        if len(set(qids)) != len(qids):
-            dup = sorted({q for q in qids if qids.count(q) > 1})[:5]
-            raise AnnotationError(f"{path}: duplicate qids {dup}")
+        items = check_unified(converter(path), str(path))
         write_json(out / f"{split}.json", items)
         counts[split] = len(items)
     if not counts:

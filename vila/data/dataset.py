@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vila.data.convert import read_unified
 from vila.data.prompts import llm_prompt, localizer_prompt, qformer_prompt
 from vila.io import read_json
-from vila.paths import Paths
+from vila.paths import MOMENTS_SPLIT, Paths
 
 
 @dataclass
@@ -48,7 +49,7 @@ def clip_id(item: dict[str, Any]) -> str:
 
 
 def load_split(paths: Paths, split: str, frames: bool = False, features: bool = False) -> QASplit:
-    items = read_json(paths.annotations(split))
+    items = read_unified(paths.annotations(split), moments=split == MOMENTS_SPLIT)
     index = read_json(paths.frames_dir / f"{split}.index.json")
     skipped = set(read_json(paths.frames_dir / "skipped.json").get(split, {}))
     items = [it for it in items if clip_id(it) not in skipped]  # counted and listed by preprocess

@@ -84,12 +84,11 @@ def score(dataset: str, items: list[Mapping[str, Any]], predictions: Mapping[str
 
 
 def score_cli(dataset: str, annotations: str, predictions: str) -> None:
+    from vila.data.convert import read_unified
     from vila.io import read_json
 
-    items = read_json(annotations)
-    preds = read_json(predictions)
-    if not isinstance(items, list):
-        raise ValueError(f"{annotations}: expected a JSON list of unified-format questions")
+    items = read_unified(annotations)
+    preds = read_json(predictions, "a JSON object mapping qid -> option index")
     if not isinstance(preds, dict):
         raise ValueError(f"{predictions}: expected a JSON object mapping qid -> option index")
     json.dump(score(dataset, items, preds), sys.stdout, indent=2, sort_keys=True)

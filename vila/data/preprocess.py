@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vila.data.convert import read_unified
 from vila.data.dataset import clip_id
 from vila.data.video import Decoded, VideoError, decode_grid
-from vila.io import atomic_dir, read_json, write_json
-from vila.paths import CLIP_SPLITS, Paths
+from vila.io import atomic_dir, write_json
+from vila.paths import CLIP_SPLITS, MOMENTS_SPLIT, Paths
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def run(params: dict[str, Any]) -> None:
             if not ann.exists():
                 log.info("preprocess: no %s split (%s absent); skipped", split, ann)
                 continue
-            items = read_json(ann)
+            items = read_unified(ann, moments=split == MOMENTS_SPLIT)
             spans: dict[str, tuple[str, float | None, float | None]] = {}
             for it in items:  # one clip per video+span; questions on the same clip share it
                 spans.setdefault(clip_id(it), (it["video"], it.get("start"), it.get("end")))

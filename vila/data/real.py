@@ -7,12 +7,11 @@ Layout under data/<dataset>/ (data/ is tracked by data.dvc and shared through th
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from vila.data.convert import convert
+from vila.data.convert import convert, read_unified
 from vila.data.registry import DATASETS
 from vila.io import read_json
 
@@ -42,7 +41,7 @@ def prepare_real_dataset(dataset: str, raw: Path, out: Path) -> dict[str, Any]:
     counts = convert(dataset, ann, out / "annotations")
     stats: dict[str, Any] = {"questions": counts, "videos": {}}
     for split in counts:
-        items = json.loads((out / "annotations" / f"{split}.json").read_text())
+        items = read_unified(out / "annotations" / f"{split}.json")
         videos = sorted({it["video"] for it in items})
         present = [v for v in videos if locate_video(raw, dataset, v).exists()]
         stats["videos"][split] = {"referenced": len(videos), "present": len(present)}

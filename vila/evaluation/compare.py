@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vila.config import references, speedup_key
+from vila.data.convert import read_unified
 from vila.evaluation.stats import (
     Resamples,
     bootstrap_p,
@@ -37,7 +38,7 @@ from vila.evaluation.stats import (
     noninferiority,
     verdict,
 )
-from vila.io import read_json, write_json
+from vila.io import read_json, read_yaml, write_json
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -229,15 +230,12 @@ def adjust_family(claims: list[dict[str, Any]]) -> None:
 
 
 def run(params: dict[str, Any]) -> None:
-    import yaml
-
     paths = Paths.from_params(params)
     split = params["evaluate"]["split"]
     evals = {p.stem: read_json(p) for p in sorted(paths.eval_dir.glob("*.json"))}
-    items = read_json(paths.annotations(split))
+    items = read_unified(paths.annotations(split))
     speed = read_json(paths.speed_json) if paths.speed_json.exists() else None
-    with open("paper-figures.yaml") as f:
-        paper = yaml.safe_load(f)
+    paper = read_yaml("paper-figures.yaml", "the paper's reference figures")
     cfg = params["compare"]
     out = {"dataset": params["dataset"], "split": split,
            **compare(evals, items, speed, paper, cfg["resamples"], cfg["seed"], references(params), params["dataset"],

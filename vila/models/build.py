@@ -1,4 +1,10 @@
-"""Building, loading and saving models (safetensors only; loading never unpickles)."""
+"""Building, loading and saving models (safetensors only; loading never unpickles).
+
+A saved model carries the sha256 of each weights file (WEIGHTS_DIGESTS), written when it is saved and checked
+before it is loaded: a model whose file changed after training (bits flipped on disk, a copy cut short, a file
+from another run) is refused with its path, instead of flowing into the evaluations and the claims. A
+`save_pretrained` folder from elsewhere (real InstructBLIP weights) has no digests and is loaded as it is.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,18 @@ from typing import Any
 
 import torch
 
+from vila.io import read_json, read_safetensors, sha256_file, write_json
 from vila.models.modeling import ViLAConfig, ViLAModel
 
 log = logging.getLogger(__name__)
 
 FROZEN_PREFIXES = ("vision_model.", "language_model.", "teacher.")
+WEIGHTS_DIGESTS = "weights.sha256.json"  # {weights file name: sha256}, beside the weights
 
 
 def save_model(model: ViLAModel, tokenizer: Any, out: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
+    write_json(out / WEIGHTS_DIGESTS, {p.name: sha256_file(p) for p in sorted(out.glob("model*.safetensors"))})
     tokenizer.save_pretrained(out / "tokenizer")  # apart from config.json, which Auto* would misread
     qformer_tokenizer = getattr(tokenizer, "qformer_tokenizer", None)  # real InstructBLIP: a BERT tokenizer
     if qformer_tokenizer is not None:
@@ -29,8 +38,7 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     path = Path(path)
     if not (path / "config.json").exists() or not list(path.glob("model*.safetensors")):
         raise FileNotFoundError(f"{path}: not a saved model (expected config.json and model*.safetensors)")
-    from safetensors.torch import load_file
-
+    check_weights(path)
     config = ViLAConfig.from_pretrained(path)
     for k, v in overrides.items():
         setattr(config, k, v)
@@ -39,7 +47,7 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     model = ViLAModel(config)
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(path.glob("model*.safetensors")):
-        state.update(load_file(shard))
+        state.update(read_safetensors(shard))
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = _tied_names(model)
     missing = [k for k in missing if k not in tied]
@@ -49,6 +57,23 @@ def load_model(path: Path, **overrides: Any) -> tuple[ViLAModel, Any]:
     if (path / "qformer_tokenizer").exists():
         tokenizer.qformer_tokenizer = load_tokenizer(path / "qformer_tokenizer")
     return model.eval(), tokenizer
+
+
+def check_weights(path: Path) -> None:
+    """Each weights file of the model at `path` is the one its save wrote (WEIGHTS_DIGESTS), where it wrote one."""
+    digests_path = path / WEIGHTS_DIGESTS
+    if not digests_path.exists():
+        return
+    digests = read_json(digests_path, "the sha256 of each weights file, written when the model was saved")
+    shards = sorted(p.name for p in path.glob("model*.safetensors"))
+    if not isinstance(digests, dict) or sorted(digests) != shards:
+        raise ValueError(f"{digests_path}: lists {sorted(digests) if isinstance(digests, dict) else digests}, the "
+                         f"folder holds {shards}: the model's files changed after it was saved; rerun its stage")
+    for name, want in digests.items():
+        if (got := sha256_file(path / name)) != want:
+            raise ValueError(f"{path / name}: sha256 {got[:12]}, not the {want[:12]} its training wrote: the file "
+                             "changed after it was saved (a copy cut short, bits flipped on disk, another run's "
+                             "file); rerun its stage")
 
 
 def _tied_names(model: torch.nn.Module) -> set[str]:

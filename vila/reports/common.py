@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from vila.config import speedup_key
 from vila.data.registry import DATASETS
+from vila.io import read_json, read_yaml
 
 NA = "n/a"
 
@@ -44,13 +43,13 @@ def columns(dataset: str) -> dict[str, str]:
 def load_eval(results: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted((results / "eval").glob("*.json")):
-        out[path.stem] = json.loads(path.read_text())
+        out[path.stem] = read_json(path)
     return out
 
 
 def load_speed(results: Path) -> dict[str, Any] | None:
     path = results / "speed.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def fmt(x: Any, digits: int = 1, scale: float = 100.0) -> str:
@@ -89,7 +88,7 @@ def speed_text(c: dict[str, Any]) -> str:
 
 def load_comparisons(results: Path) -> dict[str, Any] | None:
     path = results / "comparisons.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def interval_text(diff: float, ci: list[float]) -> str:
@@ -105,4 +104,4 @@ def png(fig: Any) -> str:
 
 
 def load_paper_figures(path: str | Path) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path, "the paper's reference figures")

@@ -4,7 +4,6 @@ study's study/results/<dataset>/ where it ran)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from vila.config import model_names, references, speedup_key
 from vila.data.metrics import headline
-from vila.io import atomic_file
+from vila.io import atomic_file, read_json
 from vila.paths import Paths
 from vila.reports.common import (
     NA,
@@ -148,12 +147,12 @@ def results_block(params: dict[str, Any]) -> str:
     evals, speed, comparisons = load_eval(paths.results), load_speed(paths.results), load_comparisons(paths.results)
     if not evals or comparisons is None:
         raise FileNotFoundError(f"{paths.results}: no eval JSONs or comparisons.json; run `make reproduce` first")
-    seeds = json.loads(paths.study_comparisons_json.read_text()) if paths.study_comparisons_json.exists() else None
+    seeds = read_json(paths.study_comparisons_json) if paths.study_comparisons_json.exists() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     source = f"commit {commit.stdout.strip()}" if commit.returncode == 0 else "this tree"
     machine = (speed or {}).get("device", NA)
     split = comparisons.get("split", params["evaluate"]["split"])
-    stats = json.loads(paths.stats.read_text()) if paths.stats.exists() else {}
+    stats = read_json(paths.stats) if paths.stats.exists() else {}
     dataset = params["dataset"] + (f" v{stats['generator_version']}" if "generator_version" in stats else "")
     parts = [
         BEGIN,

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from vila.io import atomic_file, sha256_file, stable_hash
+from vila.io import atomic_file, read_json, sha256_file, stable_hash
 from vila.paths import Paths
 from vila.reports.common import NA, ROOT_LOCK
 
@@ -57,7 +57,7 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
     versions["requirements.lock"] = hashlib.sha256(lock.encode()).hexdigest()[:12] if lock else NA
     used = {k: lookup(params, k) for k in STAGE_PARAMS.get(name, [])}
     data_hash = sha256_file(paths.stats)[:12] if paths.stats.exists() else NA
-    stats = json.loads(paths.stats.read_text()) if paths.stats.exists() else {}
+    stats = read_json(paths.stats) if paths.stats.exists() else {}
     benchmark = params["dataset"] + (f" v{stats['generator_version']}, test split seed {stats['test_seed']}"
                                      if "generator_version" in stats else "")
     try:
@@ -87,7 +87,7 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
 
 def frame_checksums_html(paths: Paths) -> str:
     """Per split: the rendered frames' checksum (the same on every machine) and the decoded frames' one."""
-    stats = json.loads(paths.stats.read_text()) if paths.stats.exists() else {}
+    stats = read_json(paths.stats) if paths.stats.exists() else {}
     rows = [f"{split}: rendered {c['rendered_frames_sha256'][:16]}, decoded {c['decoded_frames_sha256'][:16]} "
             f"(every clip &ge; {c['min_psnr_db']:.1f} dB PSNR)" for split, c in stats.get("checksums", {}).items()]
     return "<br>".join(rows) or NA
@@ -98,7 +98,7 @@ def decoders_html(paths: Paths) -> str:
     path = paths.frames_dir / "decoding.json"
     if not path.exists():
         return NA
-    summary = json.loads(path.read_text())
+    summary = read_json(path)
     counts = "; ".join(f"{split}: decord {c['decord']}, PyAV {c['pyav']}" for split, c in summary["clips"].items())
     return html.escape(f"data.decoder: {summary['decoder']}; {counts}")
 
@@ -165,11 +165,14 @@ def render(names: tuple[str, ...], params: dict[str, Any], params_file: str = "p
         if not src.exists():
             raise FileNotFoundError(f"{src}: report notebook missing")
         with atomic_file(Path("reports") / f"{name}.executed.ipynb") as executed:
-            pm.execute_notebook(
-                str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
-                parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
-                            "paper_figures": "paper-figures.yaml", "params_file": str(params_file)},
-            )
+            try:
+                pm.execute_notebook(
+                    str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
+                    parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
+                                "paper_figures": "paper-figures.yaml", "params_file": str(params_file)},
+                )
+            except pm.PapermillExecutionError as e:  # the cell's own one-line error (our readers name the file)
+                raise ValueError(f"{src}: {e.ename}: {' '.join(str(e.evalue).split())}") from None
             nb = nbformat.read(executed, as_version=4)
             title = f"{name}: {params['dataset']}"
             with atomic_file(Path("reports") / f"{name}.html") as out:

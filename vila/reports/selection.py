@@ -3,24 +3,24 @@ between selectors."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from vila.data.metrics import headline
+from vila.io import read_json
 from vila.reports.common import NA, fmt, interval_text
 
 
 # ---- the selection study (vila/selection/study.py) ----
 def load_selection(results: Path) -> dict[str, dict[str, Any]]:
     """select_<selector>_<k>f -> its eval-contract JSON (results/<dataset>/selection/*.json)."""
-    return {(d := json.loads(p.read_text()))["variant"]: d for p in sorted((results / "selection").glob("*.json"))}
+    return {(d := read_json(p))["variant"]: d for p in sorted((results / "selection").glob("*.json"))}
 
 
 def load_score_meta(results: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((results / "scores").glob("*.json"))}
+    return {p.stem: read_json(p) for p in sorted((results / "scores").glob("*.json"))}
 
 
 def selection_cost(source: str | None, speed: dict[str, Any] | None, uniform: str,

@@ -3,14 +3,15 @@ their figures."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vila.config import references
+from vila.data.convert import read_unified
 from vila.data.metrics import headline
+from vila.io import read_json
 from vila.paths import Paths
 from vila.reports.common import (
     NA,
@@ -195,8 +196,8 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     chosen = (ev or {}).get("selection", {}).get("chosen", {})
     if not chosen:
         return None
-    items = {it["qid"]: it for it in json.loads(paths.annotations(params["evaluate"]["split"]).read_text())}
-    index = json.loads((paths.frames_dir / f"{params['evaluate']['split']}.index.json").read_text())
+    items = {it["qid"]: it for it in read_unified(paths.annotations(params["evaluate"]["split"]))}
+    index = read_json(paths.frames_dir / f"{params['evaluate']['split']}.index.json")
     frames = np.load(paths.frames_dir / f"{params['evaluate']['split']}.npy", mmap_mode="r")
     uniform = (evals.get("uniform_4f") or {}).get("selection", {}).get("chosen", {})
     from vila.data.dataset import clip_id

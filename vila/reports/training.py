@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vila.io import read_json
 from vila.paths import Paths
 from vila.reports.common import NA, fmt
 
@@ -25,7 +25,7 @@ def load_training_metrics(params: dict[str, Any], paths: Paths, selection: bool 
     """name -> metrics.json of every trained model of Table 1 that exists (selection: the selection study's readers)."""
     dirs = {f"reader_{k}f": paths.reader(k) for k in params["selection"]["frames"]} if selection else \
         {name: paths.model(name) for name in trained_models(params)}
-    return {name: json.loads((d / "metrics.json").read_text()) for name, d in dirs.items() if (d / "metrics.json").exists()}
+    return {name: read_json(d / "metrics.json") for name, d in dirs.items() if (d / "metrics.json").exists()}
 
 
 def training_curves_figure(params: dict[str, Any], paths: Paths, selection: bool = False) -> Any:

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
 from vila.device import autocast, device
-from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
+from vila.io import atomic_dir, read_json, read_safetensors, sha256_file, stable_hash, write_json
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
@@ -74,15 +74,33 @@ def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
     return ViLAModel(config), tokenizer
 
 
+def missing_weights_files(path: Path) -> list[str]:
+    """What a save_pretrained InstructBLIP directory lacks: its config, its safetensors weights (one file, or an
+    index and every shard it names) and its tokenizer."""
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = read_json(index, "a safetensors index (weight_map: tensor -> shard file)").get("weight_map", {})
+        missing += sorted({f for f in shards.values() if not (path / f).is_file()}) or ([] if shards else [index.name])
+    elif not (path / "model.safetensors").is_file():
+        missing.append("model.safetensors (or model.safetensors.index.json and its shards)")
+    return missing
+
+
 def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]:
     """InstructBLIP weights from a local directory (save_pretrained layout), as a ViLAModel."""
     from transformers import AutoTokenizer, InstructBlipForConditionalGeneration
 
     path = Path(weights) if weights else None
-    if path is None or not (path / "config.json").exists():
+    if path is None or not path.is_dir():
         raise FileNotFoundError(f"model.weights: {weights!r} is not a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}")
-    src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if missing := missing_weights_files(path):
+        raise FileNotFoundError(f"model.weights: {path} is incomplete, it lacks {', '.join(missing)}: {HOW_TO_GET_WEIGHTS}")
+    try:
+        src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:  # transformers' own message, on one line, after the path it is about
+        raise ValueError(f"model.weights: {path}: not loadable as InstructBLIP ({' '.join(str(e).split())})") from None
     config = ViLAConfig(backbone=src.config.to_dict(), frames=1, sampled_frames=1, **prompt_token_ids(tokenizer, 32))
     model = ViLAModel(config)
     for name in ("vision_model", "qformer", "language_projection", "language_model"):
@@ -273,7 +291,7 @@ def load_grounding_heads(model: ViLAModel, model_dir: Path) -> GroundingHeads:
             "backbone stage); InstructBLIP checkpoints carry no ITM head (BLIP-2's stage-1 Q-Former does): the "
             "ITM-based selectors need one")
     heads = GroundingHeads.for_model(model)
-    heads.load_state_dict(load_file(path))
+    heads.load_state_dict(read_safetensors(path))
     return heads.eval()
 
 

@@ -13,7 +13,7 @@ the val set (sqrt(p (1 - p) / n)): a val set's noise does not pick among epochs 
 maximum of a flat curve kept an arbitrary late epoch: the 4-frame teacher, near chance, was kept at epoch 8 of
 14 instead of 1 for a difference of 0.7 points, and the students initialised from it reached 0.52 validation
 accuracy instead of 0.88.) A run that stops so has converged; one that reaches `max_epochs` (or `max_steps`) first has not, and
-its metrics.json says so. The weights kept are those of the best single epoch.
+its metrics.json says so; a run whose kept figure never left chance has not learned (`learned: false`).
 
 Randomness is derived from (seed, epoch, step): the data order of an epoch, the frames sampled per
 interval and the Gumbel noise of a step. A run resumed from a checkpoint therefore replays exactly
@@ -22,7 +22,6 @@ the steps an uninterrupted run would take, and ends with identical weights (on C
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -36,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from vila.device import autocast, barrier, rank_and_world, to_device
-from vila.io import atomic_dir, write_json
+from vila.io import atomic_dir, read_json, read_safetensors, write_json
 
 log = logging.getLogger(__name__)
 
@@ -359,15 +358,13 @@ def _save_checkpoint(path: Path, model, opt, sched, state, best_weights) -> None
 
 
 def _load_checkpoint(path: Path, model, opt, sched, state, best_weights) -> bool:
-    from safetensors.torch import load_file
-
     if not (path / "state.json").exists():
         return False
-    model.load_state_dict(load_file(path / "trainable.safetensors"), strict=False)
-    best_weights.update(load_file(path / "best.safetensors"))
+    model.load_state_dict(read_safetensors(path / "trainable.safetensors"), strict=False)
+    best_weights.update(read_safetensors(path / "best.safetensors"))
     # weights_only: tensors and plain containers only, never arbitrary pickled objects.
     blob = torch.load(path / "optimizer.pt", weights_only=True)
     opt.load_state_dict(blob["optimizer"])
     sched.load_state_dict(blob["scheduler"])
-    state.update(json.loads((path / "state.json").read_text()))
+    state.update(read_json(path / "state.json", "a training checkpoint's state"))
     return True

@@ -20,7 +20,7 @@ from vila.config import student_settings
 from vila.data.augment import random_resized_crop
 from vila.data.dataset import Batcher, load_split
 from vila.device import autocast, device, to_device
-from vila.io import atomic_dir, write_json
+from vila.io import atomic_dir, read_safetensors, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
 from vila.paths import Paths
@@ -160,9 +160,7 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     # which trains, and augmented frames change the ViT tokens every step: those compute their own.
     cached = {}
     if not s["released_teacher_qformer"]:
-        from safetensors.numpy import load_file
-
-        cached = load_file(str(paths.model("vila_init") / TARGETS_FILE))
+        cached = read_safetensors(paths.model("vila_init") / TARGETS_FILE, framework="numpy")
         if cached["relevance"].shape[0] != len(train_b.qa):
             raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: {cached['relevance'].shape[0]} questions, "
                              f"the train split has {len(train_b.qa)}; rerun reweight")

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from vila.config import SEVILA_ABLATIONS, ParamsError, lookup
 from vila.config import validate as validate_params
+from vila.io import read_yaml
 from vila.pipeline.closure import stage_code
 from vila.pipeline.runner import WorkspaceBusy, hold_for_snakemake
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
@@ -17,7 +18,13 @@ def run_params():
     """The params file every job of this run reads: params.yaml, or, when --config/--configfile override it, the
     merged configuration written once to .snakemake/vila-params/ (content-addressed). Jobs find it in VILA_PARAMS
     (the default of `vila --params`): the commands, and so what DVC runs, stay the same; the jobs whose params
-    changed rerun (their `values` below), and nothing else does."""
+    changed rerun (their `values` below), and nothing else does. Every file is read again through vila's reader
+    first: Snakemake's YAML loader keeps a duplicated key's last value silently; ours names the file and the key."""
+    try:
+        for source in ["params.yaml", *map(str, workflow.overwrite_configfiles)]:
+            read_yaml(source)
+    except (OSError, ValueError) as error:
+        sys.exit(f"Invalid configuration: {error}")
     with open("params.yaml") as f:
         if yaml.safe_load(f) == config:
             return "params.yaml", "params.yaml"
