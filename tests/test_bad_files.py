@@ -184,9 +184,9 @@ def test_a_weights_folder_without_weights_names_what_it_lacks(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         load_instructblip(str(tmp_path), "flant5xl")
     assert one_line(e.value).startswith(f"model.weights: {tmp_path} is incomplete, it lacks tokenizer_config.json, "
-                                        "model.safetensors")
+                                        "qformer_tokenizer/tokenizer_config.json, model.safetensors")
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-1.safetensors"}}))
-    with pytest.raises(FileNotFoundError, match="lacks tokenizer_config.json, model-1.safetensors:"):
+    with pytest.raises(FileNotFoundError, match="lacks tokenizer_config.json, qformer_tokenizer/tokenizer_config.json, model-1.safetensors:"):
         load_instructblip(str(tmp_path), "flant5xl")
 
 

@@ -122,3 +122,60 @@ def test_params_given_a_folder_is_one_line_naming_it(tmp_path, capsys):
     assert main(["--params", str(tmp_path), "readme"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a folder" in err[0] and str(tmp_path) in err[0], err
+
+
+def test_a_real_dataset_without_weights_fails_before_any_stage(tmp_path):
+    """Before: download and preprocess ran, then the backbone stage said the embedded backbone is synthqa's."""
+    params = repo_params()
+    params["dataset"] = "star"
+    with pytest.raises(ParamsError, match=r"^params.yaml: model.weights: null, but dataset star needs InstructBLIP "
+                                          r"weights on disk .*README, 'Real data and weights'"):
+        validate(params)
+    project = make_project(tmp_path / "p", params, dvc=True)
+    for cmd in (["snakemake", "--cores", "1", "reproduce_table1"], ["dvc", "repro"]):
+        out = run(cmd, project, check=False)
+        assert out.returncode != 0 and "model.weights: null, but dataset star" in out.stdout + out.stderr, cmd
+    assert not (project / "work").exists(), "a stage ran despite the missing weights"
+
+
+def test_an_incomplete_weights_folder_is_named_at_validation(tmp_path):
+    params = repo_params()
+    params["model"]["weights"] = str(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ParamsError, match=f"model.weights: {tmp_path} is incomplete, it lacks tokenizer_config.json, "
+                                          "qformer_tokenizer/tokenizer_config.json: download"):
+        validate(params)
+    params["model"]["weights"] = str(tmp_path / "absent")
+    with pytest.raises(ParamsError, match="is not a directory"):
+        validate(params)
+
+
+def test_weights_digest_follows_content_not_path(tmp_path):
+    from vila.models.weights import weights_digest
+
+    w, cache = tmp_path / "w", tmp_path / "cache.json"
+    (w / "qformer_tokenizer").mkdir(parents=True)
+    (w / "model.safetensors").write_bytes(b"one")
+    (w / "qformer_tokenizer" / "tokenizer_config.json").write_text("{}")
+    first = weights_digest(str(w), cache)
+    assert weights_digest(str(w), cache) == first == weights_digest(str(w))  # cached hashes are the same hashes
+    (w / "model.safetensors").write_bytes(b"two")  # replaced in place: new size/mtime, new content
+    assert weights_digest(str(w), cache) != first
+    (w / "model.safetensors").write_bytes(b"one")
+    assert weights_digest(str(w), cache) == first
+
+
+def test_dvc_pipeline_lists_the_weights_only_when_params_set_them(tmp_path):
+    from vila.pipeline.dvcfile import WEIGHTS_DEP, dvc_yaml_text, weights_dependency_missing
+
+    params = repo_params()
+    assert WEIGHTS_DEP not in dvc_yaml_text(params)  # null: DVC cannot template a null path
+    params["model"]["weights"] = "/models/instructblip"
+    text = dvc_yaml_text(params)
+    stages = yaml.safe_load(text)["stages"]
+    assert [n for n, s in stages.items() if WEIGHTS_DEP in s.get("deps", [])] == ["download", "backbone"]
+    (tmp_path / "dvc.yaml").write_text(dvc_yaml_text(repo_params()))
+    assert "run `vila pipeline`" in weights_dependency_missing(params, tmp_path)
+    (tmp_path / "dvc.yaml").write_text(text)
+    assert weights_dependency_missing(params, tmp_path) is None

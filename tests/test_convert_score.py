@@ -165,20 +165,45 @@ def test_score_cli(tmp_path, capsys):
 
 
 def test_download_of_a_real_dataset_verifies_and_says_what_is_missing(tmp_path):
-    import numpy as np
-
+    """Each missing piece named with where it goes and where to get it, in the order download meets them (the
+    success path, with weights and videos: tests/test_real_formats.py)."""
     from vila.data.real import prepare_real_dataset
-    from vila.data.video import write_clip
 
-    raw = tmp_path / "data" / "star"
+    params = {"dataset": "star", "data": {"frames": 32, "validation": {"fraction": 0.5, "seed": 0}},
+              "model": {"weights": str(tmp_path / "weights")}}
+    data, raw = tmp_path / "data", tmp_path / "data" / "star"
     with pytest.raises(FileNotFoundError, match=r"STAR_train.json, STAR_val.json.*Charades"):
-        prepare_real_dataset("star", raw, tmp_path / "out")
+        prepare_real_dataset(params, data, tmp_path / "out")
     (raw / "annotations").mkdir(parents=True)
-    write_star(raw / "annotations")
+    write_star(raw / "annotations")  # STAR_val.json only
+    with pytest.raises(FileNotFoundError, match=r"STAR_train.json not found: star's models train on official train "
+                                                r"and are reported on official val"):
+        prepare_real_dataset(params, data, tmp_path / "out")
+    (raw / "annotations" / "STAR_train.json").write_text(json.dumps(
+        [{**q, "question_id": q["question_id"] + "_t", "video_id": v} for q, v in zip(STAR, ["T1", "T2", "T3"], strict=True)]))
+    with pytest.raises(FileNotFoundError, match=r"highlight_train_release.jsonl: not found. SeViLA's Localizer is "
+                                                r"pre-trained on moment retrieval.*data/qvhighlights/videos/"):
+        prepare_real_dataset(params, data, tmp_path / "out")
+    (data / "qvhighlights" / "annotations").mkdir(parents=True)
+    (data / "qvhighlights" / "annotations" / "highlight_train_release.jsonl").write_text(json.dumps(
+        {"qid": 1, "query": "a cup", "vid": "q1", "duration": 30, "relevant_windows": [[2, 6]]}) + "\n")
     with pytest.raises(FileNotFoundError, match="no videos of star found"):
-        prepare_real_dataset("star", raw, tmp_path / "out")
-    (raw / "videos").mkdir()
-    write_clip(raw / "videos" / "6H78U.mp4", np.zeros((32, 32, 32, 3), np.uint8))
-    stats = prepare_real_dataset("star", raw, tmp_path / "out")
-    assert stats["questions"] == {"val": 3}
-    assert stats["videos"]["val"] == {"referenced": 2, "present": 1}
+        prepare_real_dataset(params, data, tmp_path / "out")
+    # the roles: test = official val; the carve-out (half of train's 3 videos: 2) and train share no video
+    roles = {s: json.loads((tmp_path / "out" / "annotations" / f"{s}.json").read_text()) for s in ("train", "val", "test")}
+    assert [it["qid"] for it in roles["test"]] == [q["question_id"] for q in STAR]
+    assert len({it["video"] for it in roles["val"]}) == 2 and len(roles["train"]) == 1
+    assert not {it["video"] for it in roles["val"]} & {it["video"] for it in roles["train"]}
+
+
+def test_carve_out_is_seeded_by_video_and_leaves_something_to_train_on():
+    from vila.data.real import carve_out
+
+    items = [{"video": f"v{i % 10}", "qid": str(i)} for i in range(40)]
+    kept, held = carve_out(items, 0.2, seed=3)
+    assert (kept, held) == carve_out(items, 0.2, seed=3) and held != carve_out(items, 0.2, seed=4)[1]
+    assert len({it["video"] for it in held}) == 2 and len(held) == 8 and len(kept) == 32
+    assert not {it["video"] for it in held} & {it["video"] for it in kept}
+    assert [it["qid"] for it in kept] == sorted((it["qid"] for it in kept), key=int)  # order kept
+    with pytest.raises(ValueError, match="data.validation.fraction: 0.5 of official train's 1 videos leaves none"):
+        carve_out(items[:1], 0.5, seed=0)

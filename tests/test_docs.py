@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from vila.data.registry import DATASETS, MOMENTS_FILE
 from vila.pipeline.stages import STAGES
 from vila.reports.readme import BEGIN, END
 
@@ -18,9 +19,12 @@ PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 # Generated or run-time paths a page may name without their existing in a clean checkout (and the hub id of the
 # real weights, which the README names as what to download)
 GENERATED = ("work", "models", "results", "reports", "logs", "study/seeds/", "study/results/", ".venv", "data/",
-             ".vila-runner.lock", "Salesforce/")
+             ".vila-runner.lock", "Salesforce/", ".snakemake")
 PRODUCTS = {"metrics.json", "speed.json", "stats.json", "skipped.json", "comparisons.json", "decoding.json",
             "checksums.json", "meta.json", "weights.sha256.json"}  # files the stages write (inside the generated folders)
+# files a user places: the official annotation files (the registry's), and the weights directory's layout
+USER_FILES = {*(f for d in DATASETS.values() for f in d.official_files.values()), MOMENTS_FILE, "map_vid_vidorID.json",
+              "qformer_tokenizer"}
 
 
 def test_the_readme_is_short_and_its_results_block_is_the_generated_one():
@@ -91,7 +95,7 @@ def backticked_paths(text: str) -> set[str]:
 def test_every_backticked_path_a_page_names_exists(page):
     missing = []
     for path in backticked_paths(page.read_text()):
-        if path.startswith(GENERATED) or path.startswith(("http", "-")) or path in PRODUCTS:
+        if path.startswith(GENERATED) or path.startswith(("http", "-")) or path in PRODUCTS | USER_FILES:
             continue
         candidates = [ROOT / path, page.parent / path, *ROOT.glob(f"**/{path}")] if "/" not in path else \
             [ROOT / path, page.parent / path]

@@ -2,7 +2,9 @@
 
 Per dataset: the official annotation files under their official names and record layouts
 (vila-method.md, "Data format used by the code"), videos written at real-ish sizes whose flat grey
-frames encode their own index (20 + 2 t, decodes within +-1), one corrupt video and one missing one.
+frames encode their own index (20 + 2 t, decodes within +-1), one corrupt video and one missing one;
+QVHighlights' moment set beside them (SeViLA's Localizer pre-training), and a tiny save_pretrained
+InstructBLIP whose tokenizer covers every word (a real dataset is read with weights on disk only).
 The expected grid is computed here, independently of vila.data.video.grid_indices.
 """
 
@@ -123,10 +125,85 @@ def video_file(raw: Path, dataset: str, slot: str) -> Path:
     return raw / "videos" / f"{nextqa_stem(video) if dataset == 'nextqa' else video}.mp4"
 
 
-def make_dataset(root: Path, dataset: str, on_bad_video: str) -> None:
+# QVHighlights' records (its official layout): two windows, one between two grid frames (names the nearest)
+MOMENTS = [{"qid": 101, "query": "A man pours the tea.", "vid": "qv_a_60.0_210.0", "duration": 10,
+            "relevant_windows": [[2, 4], [8.5, 8.6]], "relevant_clip_ids": [1], "saliency_scores": [[2, 3, 4]]},
+           {"qid": 102, "query": "The woman waves.", "vid": "qv_b_0.0_150.0", "duration": 10,
+            "relevant_windows": [[0, 1]], "relevant_clip_ids": [0], "saliency_scores": [[1, 1, 1]]}]
+
+
+def moment_frames(record: dict[str, Any]) -> list[int]:
+    """The grid frames a record names, computed here: frame k at (k + 1/2) * duration / COUNT seconds."""
+    times = [(k + 0.5) * record["duration"] / COUNT for k in range(COUNT)]
+    out: set[int] = set()
+    for s, e in record["relevant_windows"]:
+        inside = {k for k, t in enumerate(times) if s <= t < e}
+        out |= inside or {int(np.argmin([abs(t - (s + e) / 2) for t in times]))}
+    return sorted(out)
+
+
+def write_moments(data: Path, records: list[dict[str, Any]] = MOMENTS) -> None:
+    root = data / "qvhighlights"
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "highlight_train_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for r in records:
+        path = root / "videos" / f"{r['vid']}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_clip(path, grey_clip((64, 48)), fps=FPS)
+
+
+def fixture_words(texts: list[str]) -> list[str]:
+    """The words a whitespace word-level tokenizer splits `texts` into."""
+    from tokenizers.pre_tokenizers import Whitespace
+
+    return [w for text in texts for w, _ in Whitespace().pre_tokenize_str(text)]
+
+
+def save_tiny_instructblip(path: Path, texts: list[str]) -> Path:
+    """A tiny random InstructBLIP in the save_pretrained layout (config, safetensors, both tokenizers), whose
+    word tokenizer knows the embedded benchmark's words and those of `texts`."""
+    from transformers import InstructBlipForConditionalGeneration
+
+    from vila.data.synthqa import vocabulary
+    from vila.models.presets import backbone_config
+    from vila.models.tokenizer import build_word_tokenizer, word_vocabulary
+
+    vocab = word_vocabulary(vocabulary() + fixture_words(texts))
+    InstructBlipForConditionalGeneration(backbone_config("tiny", len(vocab))).save_pretrained(path)
+    build_word_tokenizer(vocab).save_pretrained(path)
+    build_word_tokenizer(vocab).save_pretrained(path / "qformer_tokenizer")
+    return path
+
+
+def unified_texts(items: list[dict[str, Any]]) -> list[str]:
+    return [t for it in items for t in [it["question"], *(it[f"a{i}"] for i in range(it.get("num_option", 0)))]]
+
+
+SPAN_TEXTS = ["What happened?", "Sat. Ate. Ran. Slept.", "What? 0 1 2 3 4"]  # test_questions_on_one_video_...
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny InstructBLIP for every fixture dataset: its tokenizer covers all their questions and options."""
+    from vila.data.convert import convert
+
+    root = tmp_path_factory.mktemp("words")
+    texts = [r["query"] for r in MOMENTS] + SPAN_TEXTS
+    for dataset in DATASETS:
+        ann = root / dataset
+        ann.mkdir()
+        write_annotations(ann, dataset)
+        convert(dataset, ann, root / f"{dataset}-unified")
+        for split in ("train", "val"):
+            texts += unified_texts(json.loads((root / f"{dataset}-unified" / f"{split}.json").read_text()))
+    return save_tiny_instructblip(tmp_path_factory.mktemp("weights") / "instructblip-tiny", texts)
+
+
+def make_dataset(root: Path, dataset: str, on_bad_video: str, weights: Path) -> None:
     raw = root / "data" / dataset
     (raw / "annotations").mkdir(parents=True)
     write_annotations(raw / "annotations", dataset)
+    write_moments(root / "data")
     for slot, (size, _) in GOOD.items():
         path = video_file(raw, dataset, slot)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +214,7 @@ def make_dataset(root: Path, dataset: str, on_bad_video: str) -> None:
     params = repo_params()
     params["dataset"] = dataset
     params["data"].update(on_bad_video=on_bad_video, frames=COUNT)
-    params["model"]["preset"] = "tiny"
+    params["model"].update(preset="tiny", weights=str(weights))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -148,17 +225,35 @@ def expected_grid(span: tuple[float, float] | None) -> list[int]:
     return [first + math.floor((k + 0.5) * width) for k in range(COUNT)]
 
 
+def role_slots(dataset: str, split: str) -> list[str]:
+    """The fixture slots of a unified split's questions, in order (after `vila download`)."""
+    slot_of = {video: slot for slot, video in IDS[dataset].items()}
+    items = json.loads((Path("work") / dataset / "dataset" / "annotations" / f"{split}.json").read_text())
+    return [slot_of[it["video"]] for it in items]
+
+
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_download_and_preprocess_skip(dataset, tmp_path, monkeypatch):
+def test_download_and_preprocess_skip(dataset, tmp_path, monkeypatch, tiny_weights):
     monkeypatch.chdir(tmp_path)
-    make_dataset(tmp_path, dataset, "skip")
+    make_dataset(tmp_path, dataset, "skip", tiny_weights)
     assert main(["--params", "params.yaml", "download"]) == 0
     dataset_dir, raw = Path("work") / dataset / "dataset", Path("data") / dataset
     ids = IDS[dataset]
     stats = json.loads((dataset_dir / "stats.json").read_text())
-    for split, slots in splits_of(dataset).items():
-        items = json.loads((dataset_dir / "annotations" / f"{split}.json").read_text())
-        assert [it["video"] for it in items] == [ids[s] for s in slots]
+    official = splits_of(dataset)
+    # the roles: test = the official split the papers report (val), val = whole videos carved out of official train
+    assert role_slots(dataset, "test") == official["val"]
+    train, val = role_slots(dataset, "train"), role_slots(dataset, "val")
+    assert len(set(val)) == 1 and not set(val) & set(train)  # 10% of 3 videos: one, none of whose questions train
+    assert sorted(train + val) == sorted(official["train"])
+    assert stats["official"] == {"train": 4, "val": 3} and stats["validation"] == {"fraction": 0.1, "seed": 0}
+    assert "carve-out" not in stats["roles"]["test"] and "official train" in stats["roles"]["val"]
+    assert stats["tokenizer"]["unknown"] == 0 and stats["questions"]["moments"] == len(MOMENTS)
+    moments = json.loads((dataset_dir / "annotations" / "moments.json").read_text())
+    assert [m["relevant_frames"] for m in moments] == [moment_frames(r) for r in MOMENTS]
+    assert moments[0]["relevant_frames"][-1] == 27  # 8.5-8.6 s falls between frames 26 and 27: the nearest
+    roles = {split: role_slots(dataset, split) for split in ("train", "val", "test")}
+    for split, slots in roles.items():
         assert stats["questions"][split] == len(slots)
         assert stats["videos"][split] == {"referenced": len(set(slots)), "present": len(set(slots) - {"gone"})}
 
@@ -166,8 +261,8 @@ def test_download_and_preprocess_skip(dataset, tmp_path, monkeypatch):
     frames_dir = Path("work") / dataset / "frames"
     skipped = json.loads((frames_dir / "skipped.json").read_text())
     decoding = json.loads((frames_dir / "decoding.json").read_text())
-    assert set(skipped) == {"train", "val", "counts"} and skipped["counts"] == {"train": 1, "val": 1}
-    for split, slots in splits_of(dataset).items():
+    assert skipped["counts"] == {**{split: len(set(slots) - set(GOOD)) for split, slots in roles.items()}, "moments": 0}
+    for split, slots in roles.items():
         cache = np.load(frames_dir / f"{split}.npy")
         index = json.loads((frames_dir / f"{split}.index.json").read_text())
         items = json.loads((dataset_dir / "annotations" / f"{split}.json").read_text())
@@ -182,19 +277,22 @@ def test_download_and_preprocess_skip(dataset, tmp_path, monkeypatch):
             want = 20 + 2 * np.array(expected_grid(span_of(dataset, slot)))
             assert np.abs(got - want).max() <= 1, f"{split} {ids[slot]}: grid frames {((got - 20) / 2).round()} != " \
                                                   f"{(want - 20) // 2}"
-        (bad,) = [s for s in slots if s not in GOOD]
-        path = str(video_file(raw, dataset, bad))
-        reason = "cannot be decoded" if bad == "bad" else "video file not found"
-        assert list(skipped[split]) == [key[ids[bad]]]
-        assert skipped[split][key[ids[bad]]].startswith(path) and reason in skipped[split][key[ids[bad]]]
+        for bad in sorted(set(slots) - set(GOOD)):
+            path = str(video_file(raw, dataset, bad))
+            reason = "cannot be decoded" if bad == "bad" else "video file not found"
+            assert skipped[split][key[ids[bad]]].startswith(path) and reason in skipped[split][key[ids[bad]]]
         assert sum(decoding["clips"][split].values()) == len(good)
+    moment_cache = np.load(frames_dir / "moments.npy")  # QVHighlights' clips, whole videos on the same grid
+    assert moment_cache.shape == (len(MOMENTS), COUNT, SIZE, SIZE, 3)
+    want = 20 + 2 * np.array(expected_grid(None))
+    assert np.abs(moment_cache.astype(int).mean(axis=(2, 3, 4)) - want).max() <= 1
     assert decoding["decoder"] == "auto"
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_preprocess_error_on_bad_video(dataset, tmp_path, monkeypatch, capsys):
+def test_preprocess_error_on_bad_video(dataset, tmp_path, monkeypatch, capsys, tiny_weights):
     monkeypatch.chdir(tmp_path)
-    make_dataset(tmp_path, dataset, "error")
+    make_dataset(tmp_path, dataset, "error", tiny_weights)
     assert main(["--params", "params.yaml", "download"]) == 0
     capsys.readouterr()
     assert main(["--params", "params.yaml", "preprocess"]) == 2
@@ -211,12 +309,12 @@ def test_preprocess_error_on_bad_video(dataset, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("dataset", ["star", "tvqa"])
-def test_questions_on_one_video_keep_their_own_span(dataset, tmp_path, monkeypatch):
+def test_questions_on_one_video_keep_their_own_span(dataset, tmp_path, monkeypatch, tiny_weights):
     from vila.data.dataset import load_split
     from vila.paths import Paths
 
     monkeypatch.chdir(tmp_path)
-    make_dataset(tmp_path, dataset, "skip")
+    make_dataset(tmp_path, dataset, "skip", tiny_weights)
     spans, video = [(0.5, 3.0), (6.0, 9.5)], IDS[dataset]["a"]
     ann = Path("data") / dataset / "annotations"
     if dataset == "star":
@@ -230,7 +328,7 @@ def test_questions_on_one_video_keep_their_own_span(dataset, tmp_path, monkeypat
                         "answer_idx": 1, "ts": f"{s:g}-{e:g}"}) + "\n" for n, (s, e) in enumerate(spans)))
     assert main(["--params", "params.yaml", "download"]) == 0
     assert main(["--params", "params.yaml", "preprocess"]) == 0
-    qa = load_split(Paths(dataset), "val", frames=True)
+    qa = load_split(Paths(dataset), "test", frames=True)  # official val: the reported split
     for item, row in zip(qa.items, qa.rows, strict=True):
         got = qa.frames[row].astype(int).mean(axis=(1, 2, 3))
         want = 20 + 2 * np.array(expected_grid((item["start"], item["end"])))

@@ -40,6 +40,11 @@ def run_stage(name: str, args: argparse.Namespace, distributed: bool = False, **
         raise SystemExit(f"vila --seed: `{name}` does not depend on the training seed (its outputs are shared by every "
                          "seed of the study); run it without --seed")
     params = at_seed(load_params(args.params), args.seed)
+    if "DVC_STAGE" in os.environ and "model.weights" in stage.params:  # run by `dvc repro`
+        from vila.pipeline.dvcfile import weights_dependency_missing
+
+        if why := weights_dependency_missing(params, Path(os.environ.get("DVC_ROOT", "."))):
+            raise SystemExit(f"vila {name}: {why}")
     setup(params, stage.uses_torch, stage.threads)
     if distributed:
         from vila.device import setup_distributed

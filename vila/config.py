@@ -191,9 +191,22 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
         errors.append(f"train.student.tau.end: {tau['end']} must be <= tau.start ({tau['start']})")
     if params["dataset"] == "synthqa" and params["data"]["frames"] != 32:
         errors.append("data.frames: the embedded synthqa clips have 32 frames; set data.frames: 32")
-    if params["model"]["preset"] == "flant5xl" and not params["model"]["weights"]:
-        errors.append("model.weights: the flant5xl preset needs a local InstructBLIP directory (see README)")
+    errors += weights_params_errors(params)
     return errors
+
+
+def weights_params_errors(params: dict[str, Any]) -> list[str]:
+    """Dataset against backbone, before any stage runs: the embedded backbone (model.weights null) exists only for
+    synthqa with the tiny preset; any other run reads a complete InstructBLIP directory on disk."""
+    from vila.models.weights import HOW_TO_GET_WEIGHTS, weights_errors
+
+    weights, preset = params["model"]["weights"], params["model"]["preset"]
+    if not weights and params["dataset"] != "synthqa":
+        return [f"model.weights: null, but dataset {params['dataset']} needs InstructBLIP weights on disk (the "
+                f"embedded backbone exists only for synthqa): {HOW_TO_GET_WEIGHTS}"]
+    if not weights and preset != "tiny":
+        return [f"model.weights: null, but the {preset} preset needs a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}"]
+    return weights_errors(weights)
 
 
 # The selection study's selectors (vila/selection/study.py) and whose frame scores each reads: params-level facts,

@@ -263,6 +263,31 @@ def convert_vlep(path: Path) -> list[Item]:
     return items
 
 
+def convert_qvhighlights(path: Path, frames: int) -> list[Item]:
+    """QVHighlights (SeViLA's Localizer pre-training) -> moment-retrieval items: the query in the question's place
+    and the frames of the `frames`-frame grid over the whole video (frame k at (k + 1/2) duration / frames seconds,
+    as preprocess samples it) that fall in one of its relevant windows; a window between two grid frames names the
+    nearest one."""
+    items = []
+    for where, rec in _jsonl(path):
+        duration = _seconds(_field(rec, "duration", where), "duration", where)
+        windows = _field(rec, "relevant_windows", where)
+        if duration <= 0 or not isinstance(windows, list) or not windows:
+            raise AnnotationError(f"{where}: expected a positive 'duration' and a non-empty list 'relevant_windows'")
+        times = [(k + 0.5) * duration / frames for k in range(frames)]
+        relevant: set[int] = set()
+        for w in windows:
+            start, end = _span(w, where) or (None, None)
+            if start is None:
+                raise AnnotationError(f"{where}: field 'relevant_windows' holds {w!r}, not [start, end] in seconds")
+            inside = {k for k, t in enumerate(times) if start <= t < end}
+            relevant |= inside or {min(range(frames), key=lambda k: abs(times[k] - (start + end) / 2))}
+        items.append({"video": str(_field(rec, "vid", where)), "qid": f"moment_{_field(rec, 'qid', where)}",
+                      "question": str(_field(rec, "query", where)), "num_option": 0,
+                      "relevant_frames": sorted(relevant)})
+    return check_unified(items, str(path), moments=True)
+
+
 def convert(dataset: str, src: Path, out: Path) -> dict[str, int]:
     """Convert the splits present in `src`; returns split -> question count."""
     src, out = Path(src), Path(out)

@@ -154,5 +154,5 @@ def run(params: dict[str, Any]) -> None:
         else:
             from vila.data.real import prepare_real_dataset
 
-            stats = prepare_real_dataset(params["dataset"], paths.raw, out)
+            stats = prepare_real_dataset(params, paths.raw_root, out)
             write_json(out / "stats.json", stats)

@@ -29,11 +29,15 @@ from vila.paths import CLIP_SPLITS, MOMENTS_SPLIT, Paths
 log = logging.getLogger(__name__)
 
 
-def video_path(paths: Paths, dataset: str, video: str) -> Path:
+def video_path(paths: Paths, dataset: str, video: str, split: str) -> Path:
+    """synthqa's generated clip; a real dataset's video, or for its moment-retrieval split QVHighlights' (real.py)."""
     if dataset == "synthqa":
         return paths.dataset_dir / "videos" / f"{video}.mp4"
     from vila.data.real import locate_video
+    from vila.data.registry import MOMENTS_SOURCE
 
+    if split == MOMENTS_SPLIT:
+        return locate_video(paths.raw_root / MOMENTS_SOURCE, MOMENTS_SOURCE, video)
     return locate_video(paths.raw, dataset, video)
 
 
@@ -42,9 +46,9 @@ class Clips(torch.utils.data.Dataset):
 
     `clips`: clip id -> (video, start, end), as `clip_id` names them."""
 
-    def __init__(self, paths: Paths, dataset: str, clips: dict[str, tuple[str, Any, Any]], count: int, size: int,
-                 decoder: str) -> None:
-        self.paths, self.dataset, self.clips, self.count, self.size = paths, dataset, clips, count, size
+    def __init__(self, paths: Paths, dataset: str, split: str, clips: dict[str, tuple[str, Any, Any]], count: int,
+                 size: int, decoder: str) -> None:
+        self.paths, self.dataset, self.split, self.clips, self.count, self.size = paths, dataset, split, clips, count, size
         self.decoder = decoder
         self.ids = sorted(clips)
 
@@ -55,7 +59,7 @@ class Clips(torch.utils.data.Dataset):
         clip = self.ids[i]
         video, start, end = self.clips[clip]
         try:
-            path = video_path(self.paths, self.dataset, video)
+            path = video_path(self.paths, self.dataset, video, self.split)
             return clip, decode_grid(path, self.count, start, end, size=self.size, decoder=self.decoder)
         except VideoError as e:
             return clip, str(e)
@@ -99,7 +103,7 @@ def run(params: dict[str, Any]) -> None:
             spans: dict[str, tuple[str, float | None, float | None]] = {}
             for it in items:  # one clip per video+span; questions on the same clip share it
                 spans.setdefault(clip_id(it), (it["video"], it.get("start"), it.get("end")))
-            clips = Clips(paths, params["dataset"], spans, count, size, decoder)
+            clips = Clips(paths, params["dataset"], split, spans, count, size, decoder)
             cache = np.lib.format.open_memmap(
                 out / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(clips), count, size, size, 3)
             )

@@ -97,29 +97,31 @@ def interleave_types(qids: list[str], qtype: dict[str, str]) -> list[str]:
 
 
 def selection_summary(items: list[dict[str, Any]], chosen: np.ndarray, sample: int) -> dict[str, Any] | None:
-    if not items or "keyframes" not in items[0]:
+    """The frames a sample of the questions was read with (types interleaved, so any prefix mixes them), and where
+    the dataset has ground-truth key frames (synthqa) how many of them were read."""
+    if not items:
         return None
+    by_qid = {it["qid"]: i for i, it in enumerate(items)}
+    picked = [by_qid[q] for q in interleave_types([it["qid"] for it in items], {it["qid"]: it.get("type", "") for it in items})]
+    summary: dict[str, Any] = {"chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked[:sample]}}
+    if "keyframes" not in items[0]:
+        return summary
     from vila.data.synthqa import event_recall, keyframe_recall
 
     recall = [keyframe_recall(it["keyframes"], c.tolist()) for it, c in zip(items, chosen, strict=True)]
     events = [event_recall(it["key_events"], c.tolist()) for it, c in zip(items, chosen, strict=True)
               if "key_events" in it]
-    by_qid = {it["qid"]: i for i, it in enumerate(items)}
-    picked = [by_qid[q] for q in interleave_types([it["qid"] for it in items], {it["qid"]: it.get("type", "") for it in items})]
-    picked = picked[:sample]
-    return {
-        "keyframe_recall": float(np.mean(recall)),
-        # the key shots of which a frame was read (synthqa v2: the answer is visible in every frame of a key shot)
-        **({"key_event_recall": float(np.mean(events))} if len(events) == len(items) else {}),
-        "chosen": {items[i]["qid"]: [int(x) for x in chosen[i]] for i in picked},
-    }
+    summary["keyframe_recall"] = float(np.mean(recall))
+    if len(events) == len(items):  # the key shots of which a frame was read (synthqa v2: the answer is visible in
+        summary["key_event_recall"] = float(np.mean(events))  # every frame of a key shot)
+    return summary
 
 
 def eval_result(params: dict[str, Any], variant: str, frames: int, sampled_frames: int, items: list[dict[str, Any]],
                 predictions: dict[str, int], chosen: np.ndarray, checkpoint: Path, **extra: Any) -> dict[str, Any]:
     """An eval JSON (workflow/schemas/eval.schema.json): the accuracy per type of `predictions` (qid -> option) on
-    the split's questions, each question's prediction, the key-frame recall and a sample of the frames read
-    (`chosen` [n, frames]) where the dataset has key frames, and `extra` fields (the selection study's)."""
+    the split's questions, each question's prediction, a sample of the frames read (`chosen` [n, frames]) and the
+    key-frame recall where the dataset has key frames, and `extra` fields (the selection study's)."""
     result: dict[str, Any] = {
         "dataset": params["dataset"],
         "variant": variant,
@@ -179,4 +181,4 @@ def run(params: dict[str, Any], variant: str) -> None:
     write_json(paths.eval_json(variant), result)
     acc, selection = result["accuracy"], result.get("selection")
     log.info("evaluate %s on %s/%s: overall %.4f mean %.4f%s", variant, params["dataset"], split, acc["overall"],
-             headline(acc), f", key-frame recall {selection['keyframe_recall']:.3f}" if selection else "")
+             headline(acc), f", key-frame recall {selection['keyframe_recall']:.3f}" if selection and "keyframe_recall" in selection else "")

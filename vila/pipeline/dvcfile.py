@@ -29,6 +29,24 @@ DVC_ITEMS = {"frames": "${train.teacher.frames}", "variant": "${variants}", "key
              "budget": "${selection.frames}", "ablation": list(SEVILA_ABLATIONS)}
 
 
+WEIGHTS = "model.weights"
+# A stage that reads the weights depends on their directory (DVC hashes it; an external path is fine). Only when
+# params.yaml sets one: DVC cannot template a null path, so `vila pipeline` writes the pipeline for the params.
+WEIGHTS_DEP = "${model.weights}"
+
+
+def weights_dependency_missing(params: dict[str, Any], root: Path = Path(".")) -> str | None:
+    """Run by DVC (a stage that reads model.weights): why its pipeline file does not make the weights a dependency,
+    or None when it does or no weights are set."""
+    if not params["model"]["weights"]:
+        return None
+    for path in (root / "dvc.yaml", root / STUDY_DVC_YAML):
+        if path.is_file() and WEIGHTS_DEP not in path.read_text():
+            return (f"{path}: model.weights is set in params.yaml but is not a dependency of the stages that read it; "
+                    "run `vila pipeline` (it writes the pipeline files for params.yaml), then `dvc repro` again")
+    return None
+
+
 def study_items(params: dict[str, Any], stage: Stage) -> dict[str, Any]:
     """A seed-study twin's matrix: the study's models only (stages.job_values), written out as lists (DVC cannot
     filter a params list); `vila pipeline --check` fails when params.yaml changes them without a regeneration."""
@@ -58,6 +76,8 @@ def render_dvc(stages: tuple[Stage, ...] = STAGES, wdir: str | None = None,
     for st in stages:
         body: dict[str, Any] = {"desc": st.help or stage_by_name(st.base).help, "cmd": _dvc(st.cmd, st),
                                 "deps": [_dvc(d, st) for d in stage_deps(st)], "params": [_dvc(p, st) for p in st.params]}
+        if WEIGHTS in st.params and params and params["model"]["weights"]:
+            body["deps"].append(WEIGHTS_DEP)  # by content: new weights at the same path rerun the stage
         if wdir:
             body = {"wdir": wdir, **body}
         if not body["params"]:
@@ -83,8 +103,8 @@ STUDY_DVC_YAML = Path("study") / "dvc.yaml"
 SELECTION_DVC_YAML = Path("selection") / "dvc.yaml"
 
 
-def dvc_yaml_text() -> str:
-    return HEADER + yaml.safe_dump({**render_dvc(), "plots": PLOTS}, sort_keys=False, width=120)
+def dvc_yaml_text(params: dict[str, Any] | None = None) -> str:
+    return HEADER + yaml.safe_dump({**render_dvc(params=params), "plots": PLOTS}, sort_keys=False, width=120)
 
 
 def study_dvc_yaml_text(params: dict[str, Any]) -> str:
@@ -94,17 +114,18 @@ def study_dvc_yaml_text(params: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(study, sort_keys=False, width=120)
 
 
-def selection_dvc_yaml_text() -> str:
+def selection_dvc_yaml_text(params: dict[str, Any] | None = None) -> str:
     """The selection study's pipeline (`dvc repro selection/dvc.yaml`), run from the project root like the study's."""
-    selection = {"vars": ["../params.yaml"], **render_dvc(SELECTION_STAGES, wdir="..")}
+    selection = {"vars": ["../params.yaml"], **render_dvc(SELECTION_STAGES, wdir="..", params=params)}
     return HEADER + yaml.safe_dump(selection, sort_keys=False, width=120)
 
 
 def write_dvc_yaml(params: str = "params.yaml", check: bool = False) -> None:
     from vila.config import load_params
 
-    for path, text in ((Path("dvc.yaml"), dvc_yaml_text()), (STUDY_DVC_YAML, study_dvc_yaml_text(load_params(params))),
-                       (SELECTION_DVC_YAML, selection_dvc_yaml_text())):
+    values = load_params(params)
+    for path, text in ((Path("dvc.yaml"), dvc_yaml_text(values)), (STUDY_DVC_YAML, study_dvc_yaml_text(values)),
+                       (SELECTION_DVC_YAML, selection_dvc_yaml_text(values))):
         if check:
             if not path.exists() or path.read_text() != text:
                 print(f"{path} differs from the stage list (vila/pipeline/stages.py); run `vila pipeline` to regenerate it", file=sys.stderr)

@@ -95,7 +95,9 @@ STAGES: tuple[Stage, ...] = (
           entry="vila.data.download:run", uses_torch=False,
           help="generate synthqa, or verify and convert a real dataset under data/",
           deps=("data",),
-          params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa"),
+          # a real dataset: the val carve-out, the moment set on data.frames' grid, the tokenizer's coverage
+          params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa", "data.validation", "data.frames",
+                  "model.weights"),
           outs=("work/{dataset}/dataset",), threads=2,  # download.CLIP_WORKERS encode and check clips
           resources=(("mem_mb", 8000), ("runtime", 240))),
     Stage("preprocess", "vila preprocess",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from vila.config import speedup_key
-from vila.data.registry import DATASETS
+from vila.data.registry import DATASETS, split_roles
 from vila.io import read_json, read_yaml
 
 NA = "n/a"
@@ -39,7 +39,39 @@ def columns(dataset: str) -> dict[str, str]:
     return COLUMNS[DATASETS[dataset].scoring]
 
 
+def split_roles_of(params: dict[str, Any], stats: dict[str, Any]) -> dict[str, str]:
+    """What train/val/test are on this run's dataset, in words: as `download` recorded them (stats.json), else as
+    the registry defines them."""
+    return stats.get("roles") or split_roles(params["dataset"], params["data"]["validation"]["fraction"])
+
+
+def reported_questions(params: dict[str, Any]) -> str:
+    """The reported split's questions as the reports name them: "test" (synthqa) or "official val" (STAR...)."""
+    d = DATASETS[params["dataset"]]
+    split = params["evaluate"]["split"]
+    return f"official {d.reported}" if d.carved and split == "test" else split
+
+
+def splits_html(params: dict[str, Any], stats: dict[str, Any]) -> str:
+    """One sentence: which split every figure is on, which chose the weights, which trained them."""
+    roles = split_roles_of(params, stats)
+    counts = stats.get("questions") if isinstance(stats.get("questions"), dict) else \
+        {s: v.get("questions") for s, v in stats.get("splits", {}).items()}  # synthqa's card: per split
+
+    def role(split: str) -> str:
+        n = counts.get(split)
+        return f"<i>{split}</i> = {roles[split]}" + (f" ({n:,} questions)" if isinstance(n, int) else "")
+
+    return (f"<p><b>Splits</b>: the figures are on {role(params['evaluate']['split'])}; every model's weights were "
+            f"chosen on {role('val')} by the convergence rule; models trained on {role('train')}.</p>")
+
+
 # ---- loading ----
+def load_stats(paths: Any) -> dict[str, Any]:
+    """The dataset card `download` wrote (work/<dataset>/dataset/stats.json), or {} before it ran."""
+    return read_json(paths.stats) if paths.stats.exists() else {}
+
+
 def load_eval(results: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted((results / "eval").glob("*.json")):

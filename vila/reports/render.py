@@ -22,7 +22,7 @@ from typing import Any
 
 from vila.io import atomic_file, read_json, sha256_file, stable_hash
 from vila.paths import Paths
-from vila.reports.common import NA, ROOT_LOCK
+from vila.reports.common import NA, ROOT_LOCK, split_roles_of
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def provenance_html(params: dict[str, Any], name: str, paths: Paths) -> str:
         ("params hash", stable_hash(params)),
         ("params this report depends on", f"<code>{html.escape(json.dumps(used, sort_keys=True))}</code>"),
         ("dataset", html.escape(benchmark)),
+        ("splits", html.escape("; ".join(f"{k}: {v}" for k, v in split_roles_of(params, stats).items()))),
         ("data hash (dataset stats.json sha256)", data_hash),
         ("frame checksums (sha256)", frame_checksums_html(paths)),
         ("decoders", decoders_html(paths)),

@@ -114,7 +114,7 @@ def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
     for ax, k in zip(axes[0], budgets, strict=True):
         for selector in params["selection"]["selectors"]:
             ev = selected.get(f"select_{selector}_{k}f")
-            if not ev or "selection" not in ev:
+            if not ev or "keyframe_recall" not in ev.get("selection", {}):
                 continue
             x, y = ev["selection"]["keyframe_recall"], 100 * headline(ev["accuracy"])
             if selector in ("oracle", "uniform"):

@@ -32,16 +32,12 @@ from vila.io import atomic_dir, read_json, read_safetensors, sha256_file, stable
 from vila.models.build import save_model
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
+from vila.models.weights import HOW_TO_GET_WEIGHTS, weights_errors
 from vila.paths import CLIP_SPLITS, Paths
 from vila.training.loop import Parts
 
 log = logging.getLogger(__name__)
 GROUNDING_HEADS_FILE = "grounding_heads.safetensors"  # the embedded backbone's pretraining heads (its ITM score)
-HOW_TO_GET_WEIGHTS = (
-    "download 'Salesforce/instructblip-flan-t5-xl' on a machine with network access "
-    "(e.g. `huggingface-cli download Salesforce/instructblip-flan-t5-xl --local-dir DIR`), copy DIR here and set "
-    "model.weights: DIR in params.yaml"
-)
 
 
 def prompt_token_ids(tokenizer: Any, frames: int) -> dict[str, Any]:
@@ -74,28 +70,13 @@ def embedded_backbone(seed: int) -> tuple[ViLAModel, Any]:
     return ViLAModel(config), tokenizer
 
 
-def missing_weights_files(path: Path) -> list[str]:
-    """What a save_pretrained InstructBLIP directory lacks: its config, its safetensors weights (one file, or an
-    index and every shard it names) and its tokenizer."""
-    missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        shards = read_json(index, "a safetensors index (weight_map: tensor -> shard file)").get("weight_map", {})
-        missing += sorted({f for f in shards.values() if not (path / f).is_file()}) or ([] if shards else [index.name])
-    elif not (path / "model.safetensors").is_file():
-        missing.append("model.safetensors (or model.safetensors.index.json and its shards)")
-    return missing
-
-
 def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]:
     """InstructBLIP weights from a local directory (save_pretrained layout), as a ViLAModel."""
     from transformers import AutoTokenizer, InstructBlipForConditionalGeneration
 
-    path = Path(weights) if weights else None
-    if path is None or not path.is_dir():
-        raise FileNotFoundError(f"model.weights: {weights!r} is not a local InstructBLIP directory: {HOW_TO_GET_WEIGHTS}")
-    if missing := missing_weights_files(path):
-        raise FileNotFoundError(f"model.weights: {path} is incomplete, it lacks {', '.join(missing)}: {HOW_TO_GET_WEIGHTS}")
+    if not weights or (errors := weights_errors(weights)):
+        raise FileNotFoundError(errors[0] if weights else f"model.weights: not set: {HOW_TO_GET_WEIGHTS}")
+    path = Path(weights)
     try:
         src = InstructBlipForConditionalGeneration.from_pretrained(path, local_files_only=True, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -106,10 +87,8 @@ def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]
     for name in ("vision_model", "qformer", "language_projection", "language_model"):
         getattr(model, name).load_state_dict(getattr(src, name).state_dict())
     model.query_tokens.data.copy_(src.query_tokens.data)
-    if (path / "qformer_tokenizer").exists():  # the Q-Former reads the instruction with its own tokenizer
-        tokenizer.qformer_tokenizer = AutoTokenizer.from_pretrained(path / "qformer_tokenizer", local_files_only=True)
-    else:
-        log.warning("%s has no qformer_tokenizer/: the Q-Former will read ids of the language model's tokenizer", path)
+    # the Q-Former reads the instruction with its own tokenizer
+    tokenizer.qformer_tokenizer = AutoTokenizer.from_pretrained(path / "qformer_tokenizer", local_files_only=True)
     return model, tokenizer
 
 

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from vila.config import SEVILA_ABLATIONS, ParamsError, lookup
 from vila.config import validate as validate_params
 from vila.io import read_yaml
+from vila.models.weights import digest_cache, weights_digest
 from vila.pipeline.closure import stage_code
 from vila.pipeline.runner import WorkspaceBusy, hold_for_snakemake
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
@@ -74,9 +75,23 @@ wildcard_constraints:
 
 
 def stage_params(stage, **wildcards):
-    """Values of the params keys a stage reads (vila/pipeline/stages.py): Snakemake reruns a job when they change."""
+    """Values of the params keys a stage reads (vila/pipeline/stages.py): Snakemake reruns a job when they change.
+    model.weights counts by content: new weights at the same path rerun what reads them."""
     keys = stage_by_name(stage).params
-    return {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
+    values = {key.format(**wildcards): lookup(config, key.format(**wildcards)) for key in keys}
+    if "model.weights" in keys and config["model"]["weights"]:
+        values["model.weights.sha256"] = weights_sha256()
+    return values
+
+
+WEIGHTS_SHA256 = []
+
+
+def weights_sha256():
+    """The weights directory's content digest, once per run (each file's hash cached under its size and mtime)."""
+    if not WEIGHTS_SHA256:
+        WEIGHTS_SHA256.append(weights_digest(config["model"]["weights"], digest_cache()))
+    return WEIGHTS_SHA256[0]
 
 
 def concrete(path):
