@@ -248,7 +248,7 @@ def test_download_and_preprocess_skip(dataset, tmp_path, monkeypatch, tiny_weigh
     assert sorted(train + val) == sorted(official["train"])
     assert stats["official"] == {"train": 4, "val": 3} and stats["validation"] == {"fraction": 0.1, "seed": 0}
     assert "carve-out" not in stats["roles"]["test"] and "official train" in stats["roles"]["val"]
-    assert stats["tokenizer"]["unknown"] == 0 and stats["questions"]["moments"] == len(MOMENTS)
+    assert stats["tokenizer"]["language_model"]["unknown"] == stats["tokenizer"]["qformer"]["unknown"] == 0 and stats["questions"]["moments"] == len(MOMENTS)
     moments = json.loads((dataset_dir / "annotations" / "moments.json").read_text())
     assert [m["relevant_frames"] for m in moments] == [moment_frames(r) for r in MOMENTS]
     assert moments[0]["relevant_frames"][-1] == 27  # 8.5-8.6 s falls between frames 26 and 27: the nearest
@@ -333,3 +333,19 @@ def test_questions_on_one_video_keep_their_own_span(dataset, tmp_path, monkeypat
         got = qa.frames[row].astype(int).mean(axis=(1, 2, 3))
         want = 20 + 2 * np.array(expected_grid((item["start"], item["end"])))
         assert np.abs(got - want).max() <= 1, f"question {item['qid']} ({item['start']}-{item['end']} s)"
+
+
+def test_a_tokenizer_that_misses_the_data_warns_and_one_that_merges_options_stops_download(tmp_path, caplog):
+    """Before: the tiny model's word tokenizer turned STAR's words into <unk> ("the <unk>" for every option) and
+    nothing said so."""
+    from vila.data.real import tokenizer_coverage
+
+    items = [{"qid": "q1", "question": "What did he take?", "num_option": 2, "a0": "The cup.", "a1": "The box."}]
+    covered = save_tiny_instructblip(tmp_path / "covered", ["What did he take?", "The cup.", "The box."])
+    assert tokenizer_coverage(str(covered), items)["language_model"]["unknown"] == 0
+    partly = save_tiny_instructblip(tmp_path / "partly", ["What did he take?", "The cup."])  # "box" unknown
+    with caplog.at_level("WARNING"):
+        report = tokenizer_coverage(str(partly), [{**items[0], "a1": "The cup box."}])
+    assert report["language_model"]["unknown_words"] == {"box.": 1} and "unknown to its language_model" in caplog.text
+    with pytest.raises(ValueError, match=r"reads different options as the same tokens in 1 questions \(e.g. \['q1'\]"):
+        tokenizer_coverage(str(partly), [{**items[0], "a0": "The bag."}])  # both options read "the <unk> ."

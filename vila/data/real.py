@@ -54,36 +54,46 @@ def carve_out(items: list[dict[str, Any]], fraction: float, seed: int) -> tuple[
     return [it for it in items if it["video"] not in held], [it for it in items if it["video"] in held]
 
 
+def unknown_share(tok: Any, texts: list[str]) -> tuple[int, int, Counter]:
+    """(tokens, <unk> tokens, the words read as <unk>) of `texts` under a tokenizer."""
+    unk, total, unknown, words = tok.unk_token_id, 0, 0, Counter()
+    for text in texts:
+        seq = tok(text, add_special_tokens=False).input_ids
+        total += len(seq)
+        if unk is not None and unk in seq:
+            unknown += seq.count(unk)
+            words.update(w for w in text.split() if unk in tok(w, add_special_tokens=False).input_ids)
+    return total, unknown, words
+
+
 def tokenizer_coverage(weights: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """How the weights' tokenizer reads the questions and options: the share of <unk> tokens (a warning above
-    UNKNOWN_TOKENS_WARN, with the words it does not know) and an error when different options of a question
-    become the same tokens (the model could not tell them apart)."""
+    """How the weights' tokenizers read the questions and options: the share of <unk> tokens (a warning above
+    UNKNOWN_TOKENS_WARN, with the words not known; the language model's tokenizer and the Q-Former's), and an error
+    when different options of a question become the same tokens for the language model (it could not tell them
+    apart)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(weights, local_files_only=True)
-    unk, total, unknown, words = tok.unk_token_id, 0, 0, Counter()
-    same: list[str] = []
-    for it in items:
-        options = [it[f"a{i}"] for i in range(it["num_option"])]
-        ids = [tok(text, add_special_tokens=False).input_ids for text in [it["question"], *options]]
-        total += sum(map(len, ids))
-        for text, seq in zip([it["question"], *options], ids, strict=True):
-            if unk is not None and unk in seq:
-                unknown += seq.count(unk)
-                words.update(w for w in text.split() if unk in tok(w, add_special_tokens=False).input_ids)
-        read = [tuple(seq) for seq in ids[1:]]
-        if len(set(read)) < len(read) and len(set(options)) == len(options):
-            same.append(it["qid"])
-    if same:
-        raise ValueError(f"model.weights: {weights}: its tokenizer reads different options as the same tokens in "
-                         f"{len(same)} questions (e.g. {same[:3]}; unknown words {[w for w, _ in words.most_common(8)]}): "
-                         "the model could not tell them apart. Use the tokenizer the weights were trained with")
-    share = unknown / max(total, 1)
-    if share > UNKNOWN_TOKENS_WARN:
-        log.warning("model.weights: %s: %.1f%% of the question and option tokens are unknown to its tokenizer (e.g. %s)",
-                    weights, 100 * share, [w for w, _ in words.most_common(8)])
-    return {"tokens": total, "unknown": unknown, "unknown_share": round(share, 6),
-            "unknown_words": dict(words.most_common(20)), "indistinguishable_options": 0}
+    options = [[it[f"a{i}"] for i in range(it["num_option"])] for it in items]
+    texts = [t for it, opts in zip(items, options, strict=True) for t in (it["question"], *opts)]
+    report: dict[str, Any] = {}
+    for name, path in (("language_model", Path(weights)), ("qformer", Path(weights) / "qformer_tokenizer")):
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        total, unknown, words = unknown_share(tok, texts)
+        share = unknown / max(total, 1)
+        if share > UNKNOWN_TOKENS_WARN:
+            log.warning("model.weights: %s: %.1f%% of the question and option tokens are unknown to its %s tokenizer "
+                        "(e.g. %s)", weights, 100 * share, name, [w for w, _ in words.most_common(8)])
+        report[name] = {"tokens": total, "unknown": unknown, "unknown_share": round(share, 6),
+                        "unknown_words": dict(words.most_common(20))}
+        if name == "language_model":
+            same = [it["qid"] for it, opts in zip(items, options, strict=True) if len(set(opts)) == len(opts) and
+                    len({tuple(tok(o, add_special_tokens=False).input_ids) for o in opts}) < len(opts)]
+            if same:
+                raise ValueError(f"model.weights: {weights}: its tokenizer reads different options as the same tokens "
+                                 f"in {len(same)} questions (e.g. {same[:3]}; unknown words "
+                                 f"{[w for w, _ in words.most_common(8)]}): the model could not tell them apart. Use "
+                                 "the tokenizer the weights were trained with")
+    return report
 
 
 def moment_set(params: dict[str, Any], raw_root: Path, out: Path) -> int:

@@ -41,7 +41,7 @@ def split_roles(name: str, fraction: float) -> dict[str, str]:
                 "test": "generated test split (sealed: read once, at the end)"}
     return {"train": f"official {d.official_files['train']} less the validation carve-out",
             "val": f"a seeded {fraction:.0%} of official train's videos (chooses the weights; never reported)",
-            "test": f"official {d.official_files[d.reported]}, the split the {d.paper} papers report on"}
+            "test": f"official {d.official_files[d.reported]}, the split ViLA and SeViLA report for {d.paper}"}
 
 
 DATASETS: dict[str, Dataset] = {
