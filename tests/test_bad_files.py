@@ -211,3 +211,17 @@ def test_a_report_cell_that_fails_is_one_line_naming_the_notebook_and_the_cause(
     assert one_line(e.value) == ("notebooks/table1.ipynb: ValueError: results/synthqa/eval/uniform_4f.json: not valid "
                                  "JSON (Expecting value at line 1)")
     assert not list((tmp_path / "reports").glob("*"))
+
+
+def test_identity_check_of_an_unknown_commit_is_one_line(tmp_path):
+    """Before: a CalledProcessError traceback from `git show`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    out = subprocess.run([sys.executable, str(ROOT / "workflow/scripts/eval_identity.py"), "deadbeef"], cwd=tmp_path,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert one_line(out.stderr.rstrip("\n")).startswith("make identity REV=deadbeef: no dvc.lock at that commit here")

@@ -15,8 +15,11 @@ import yaml
 
 
 def recorded(rev: str) -> dict[str, str]:
-    lock = yaml.safe_load(subprocess.run(["git", "show", f"{rev}:dvc.lock"], capture_output=True, text=True,
-                                         check=True).stdout)
+    shown = subprocess.run(["git", "show", f"{rev}:dvc.lock"], capture_output=True, text=True, check=False)
+    if shown.returncode != 0:  # an unknown commit, or one without a dvc.lock: git's own line, after what was asked
+        sys.exit(f"make identity REV={rev}: no dvc.lock at that commit here ({' '.join(shown.stderr.split())}); "
+                 "name a commit of this clone whose dvc.lock recorded a reproduce (git fetch it first)")
+    lock = yaml.safe_load(shown.stdout)
     found = {}
     for stage in lock["stages"].values():
         for out in stage.get("outs", []):
