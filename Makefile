@@ -135,16 +135,19 @@ reproduce-all: data
 	$(BIN)/snakemake --profile workflow/profiles/local all
 	$(BIN)/dvc commit --force --quiet dvc.yaml
 
+# The fast tier on every core (pytest-xdist, one worker per core), then the DAG runs, which spread over the cores
+# themselves, one at a time.
 test: data
 	$(BIN)/ruff check vila tests
 	$(BIN)/vila pipeline --check
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not remote and not slurm" --durations=10
+	$(BIN)/python -m pytest -q -m "slow and not remote and not slurm" --durations=15
 
 # The tier a contributor runs on every change: unit and contract tests, no DAG run (tests marked `slow` left out).
 test-fast: $(STAMP)
 	$(BIN)/ruff check vila tests
 	$(BIN)/vila pipeline --check
-	$(BIN)/python -m pytest -q -m "not slow and not remote and not slurm" --durations=10
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not remote and not slurm" --durations=10
 
 # Opt-in: a DVC push/clone/pull round trip against an S3-compatible server (moto) on loopback.
 test-remote: data

@@ -42,7 +42,7 @@ def test_the_pinned_kernels_compute_the_committed_bits(tmp_path):
     committed = FINGERPRINTS.get(got["vendor"], {})
     if committed and committed["code"] != got["code"]:
         pytest.skip(f"the committed {got['vendor']} fingerprint was made by other code than this tree's (the "
-                    "backbone's import closure changed since); run `vila cpu` on such a machine and commit it")
+                    "import closure of vila.training.fingerprint changed since); run `vila cpu` on such a machine and commit it")
     want = committed.get("fingerprint")
     assert got["fingerprint"] == want, (
         f"this machine ({got['vendor']}) computes other bits under cpu_isa: avx2 than the committed ones "

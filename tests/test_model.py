@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vila.models.build import derive, load_model, save_model
-from vila.models.modeling import FramePrompter
+from vila.models.prompter import FramePrompter
 from vila.training.students import build_student_init, tau_at
 
 
@@ -120,7 +120,7 @@ def test_teacher_frame_relevance_is_zero_for_a_frame_the_answer_cannot_see(backb
 
 
 def test_relevance_loss_pulls_each_segment_towards_the_relevant_frame(backbone):
-    from vila.models.modeling import relevance_loss
+    from vila.models.prompter import relevance_loss
 
     relevance = torch.zeros(2, 32)
     relevance[:, [3, 9, 18, 30]] = 1.0  # one relevant frame per segment

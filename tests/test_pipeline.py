@@ -96,7 +96,7 @@ def project(tmp_path_factory):
 
 
 def test_committed_dvc_yaml_is_generated_from_the_stage_list():
-    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(), "run `vila pipeline` and commit dvc.yaml"
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml_text(repo_params()), "run `vila pipeline` and commit dvc.yaml"
     assert (ROOT / "study/dvc.yaml").read_text() == study_dvc_yaml_text(repo_params()), "run `vila pipeline`, commit it"
     assert (ROOT / "selection/dvc.yaml").read_text() == selection_dvc_yaml_text(), "run `vila pipeline`, commit it"
 
@@ -130,6 +130,23 @@ def test_agreement_check_fails_when_either_side_changes_alone(project, tmp_path)
     assert any("vila speed" in p for p in agreement_problems(dvc_changed))
 
 
+def test_reweight_deps_follow_train_student_select(tmp_path):
+    """re_weight reads the teachers params name (the student's own budget, train.student.select, and data.frames):
+    with select 2 the stage list, DVC's own reading of the committed dvc.yaml and Snakemake's DAG all name
+    uniform_2f, and none the default's uniform_4f."""
+    params = repo_params()
+    params["train"]["student"]["select"] = 2
+    project = make_project(tmp_path, params, dvc=True)
+    want, stale = {"models/synthqa/uniform_2f", "models/synthqa/uniform_32f"}, "models/synthqa/uniform_4f"
+    listed = next(j for j in expand(params) if j["stage"] == "reweight")["deps"]
+    dvc = dvc_jobs(project)["vila reweight"]["deps"]
+    snakemake = snakemake_jobs(project, ("reproduce_table1",))["vila reweight"]["deps"]
+    for deps in (listed, dvc, snakemake):
+        assert want <= set(deps) and stale not in deps, deps
+    default = next(j for j in expand(repo_params()) if j["stage"] == "reweight")["deps"]
+    assert stale in default and "models/synthqa/uniform_2f" not in default
+
+
 def test_dry_run_lists_every_stage_rule(project):
     out = run(["snakemake", "-n", "--cores", "1", "-F", "reproduce_table1"], project).stdout
     for rule in ("download", "preprocess", "backbone", "teacher", "reweight", "student", "evaluate_teacher",
@@ -161,15 +178,17 @@ def test_every_stage_names_an_entry_point_that_exists():
         assert next(iter(inspect.signature(fn).parameters)) == "params", stage.entry
 
 
-def test_every_command_calls_its_entry_point_with_the_arguments_it_takes(monkeypatch):
+def test_every_command_calls_its_entry_point_with_the_arguments_it_takes(monkeypatch, tmp_path):
     """Each stage command of a job of the DAG, parsed by the CLI, reaches its stage's entry point with keyword
-    arguments that function accepts (the entry point itself replaced by a recorder; nothing runs)."""
+    arguments that function accepts (the entry point itself replaced by a recorder; nothing runs). In a workspace
+    of its own: a stage command takes the workspace's runner lock, which a test beside it may hold."""
     import importlib
     import inspect
     import shlex
 
     from vila import cli, config
 
+    monkeypatch.chdir(tmp_path)
     calls = []
     monkeypatch.setattr(cli, "_call", lambda target, params, **kw: calls.append((target, kw)))
     monkeypatch.setattr("vila.runtime.setup", lambda *a, **k: None)

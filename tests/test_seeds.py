@@ -63,13 +63,16 @@ def test_the_verdict_over_seeds_holds_when_every_seed_agrees_closely():
     assert claim["seeds_ci95"][0] > 0 and claim["verdict"] == "holds" and claim["magnitude"] == "larger"
 
 
-def test_a_stage_shared_by_every_seed_refuses_another_seed():
-    """`vila --seed 1 preprocess` would overwrite the decode cache every seed shares: refused, before any work."""
+def test_a_stage_shared_by_every_seed_refuses_another_seed(tmp_path):
+    """`vila --seed 1 preprocess` would overwrite the decode cache every seed shares: refused, before any work (in a
+    workspace of its own: a stage command takes the workspace's runner lock)."""
+    import shutil
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "vila.cli", "--seed", "1", "preprocess"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    out = subprocess.run([sys.executable, "-m", "vila.cli", "--seed", "1", "preprocess"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "does not depend on the training seed" in out.stderr
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from vila.config import score_source
 from vila.evaluation.stats import key_frame_auc
 from vila.selection import rules as selection
+from vila.selection.registry import score_source
 
 
 def test_oracle_returns_the_key_frames_padded_from_the_uniform_grid():
@@ -116,3 +116,36 @@ def test_vila_prompter_reads_the_k_frame_students_scores_where_there_is_one():
     assert score_source("vila_prompter", 2, params) == "vila_2f"  # the 2-frame student at k = 2
     del params["variants"]["vila_2f"]
     assert score_source("vila_prompter", 2, params) == "vila_4f"  # else the 4-frame one's scores
+
+
+def test_every_selector_is_one_registry_entry_the_schema_and_the_study_agree_on():
+    """The schema's enum is the registry's names (validation cannot accept a selector the study lacks, nor refuse
+    one it has); each entry's rule exists where its kind looks it up."""
+    from vila.config import load_schema
+    from vila.data.synthqa import BLIND_STATISTICS
+    from vila.selection.registry import KINDS, SELECTORS
+
+    enum = load_schema()["properties"]["selection"]["properties"]["selectors"]["items"]["enum"]
+    assert enum == list(SELECTORS)
+    for entry in SELECTORS.values():
+        assert entry.kind in KINDS, entry.name
+        if entry.kind == "pixels":
+            assert entry.rule in BLIND_STATISTICS, entry.name
+        if entry.kind == "scores":
+            assert entry.scores is not None and (entry.rule is None or callable(getattr(selection, entry.rule))), entry.name
+
+
+def test_a_selector_picks_by_its_kind():
+    """choose() on one constructed split: the grid, the ground truth, and a score rule with its grid setting."""
+    from vila.selection.study import choose
+
+    split = type("Split", (), {"__len__": lambda self: 1, "items": [{"keyframes": [5, 20]}], "frames": None,
+                               "rows": [0], "name": "test"})()
+    assert choose("uniform", 4, split, None, {}, 32).tolist() == [[4, 12, 20, 28]]
+    assert choose("oracle", 2, split, None, {}, 32).tolist() == [[5, 20]]
+    scores = np.zeros((1, 32))
+    scores[0, [3, 9, 30]] = [1.0, 2.0, 0.5]
+    assert choose("similarity_topk", 2, split, scores, {}, 32).tolist() == [[3, 9]]
+    assert choose("sevila_localizer", 2, split, scores, {}, 32, model_rule="segment_argmax").tolist() == [[9, 30]]
+    with pytest.raises(ValueError, match="needs frame scores"):
+        choose("sevila_localizer", 2, split, scores, {}, 32)

@@ -156,7 +156,7 @@ def test_cached_localizer_scores_give_the_answers_of_scoring_again(backbone, tmp
     runs the 32 LLM passes itself; evaluate takes the cache only when it holds this very Localizer's scores."""
     from vila.evaluation.evaluate import cached_localizer_scores
     from vila.io import stable_hash, write_json
-    from vila.models.modeling import localizer_digest
+    from vila.models.localizer import localizer_digest
     from vila.paths import Paths
 
     base, tok = backbone

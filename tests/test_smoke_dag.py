@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import DVC_TARGETS, ROOT, run, smoke_params, wait_for
-from vila.config import model_names
+from vila.models.registry import model_names
 
 pytestmark = pytest.mark.slow
 SCHEMAS = ROOT / "workflow" / "schemas"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vila.data.registry import DATASETS, REAL
+from vila.paths import FULLSIZE_SPEED
 from vila.pipeline.runner import HOLDER_ENV, WorkspaceBusy, describe, hold_workspace
 from vila.pipeline.stages import stage_by_name
 
@@ -148,24 +149,10 @@ def cmd_cpu(args: argparse.Namespace) -> None:
 
     setup(load_params(args.params), uses_torch=True, threads=None)
     from vila.cpu import capability
-    from vila.training.backbone import numerics_fingerprint
+    from vila.training.fingerprint import fingerprint_code, numerics_fingerprint
 
     print(json.dumps({**capability(), "fingerprint": numerics_fingerprint(), "code": fingerprint_code()},
                      sort_keys=True))
-
-
-def fingerprint_code() -> str:
-    """sha256 of the code the numerics fingerprint runs (vila.training.backbone's import closure inside vila/): a
-    committed fingerprint is about the kernels only while this code is the code that made it."""
-    import hashlib
-
-    from vila.pipeline.closure import ROOT, import_closure
-
-    digest = hashlib.sha256()
-    for path in import_closure("vila.training.backbone"):
-        digest.update(path.encode())
-        digest.update((ROOT / path).read_bytes())
-    return digest.hexdigest()
 
 
 def cmd_readme(args: argparse.Namespace) -> None:
@@ -203,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--train-batch-size", type=int, default=8, help="batch of the timed full-size training step")
-    p.add_argument("--out", default="results/fullsize/speed.json")
+    p.add_argument("--out", default=str(FULLSIZE_SPEED))
     p.set_defaults(func=cmd_speed_full)
     p = sub.add_parser("cpu", help="the CPU kernels torch uses under cpu_isa, and a fingerprint of their numerics")
     p.set_defaults(func=cmd_cpu)

@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from vila.io import read_yaml
+from vila.models.registry import SEVILA_K, model_kinds, model_names, reader_name, teacher_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
-TEACHER_FRAMES_FOR_STUDENT = (4, 32)  # re_weight: student = 4-frame model + 32-frame teacher branch
 
 
 class ParamsError(ValueError):
@@ -88,57 +88,6 @@ def at_seed(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
     return {**params, "seed": seed, "study_seed": seed}
 
 
-SEVILA_K = 4  # SeViLA's k: its key frames (sevila_4f, the baseline of the claims); its ablations and labeller read k
-SPEED_REFERENCE = f"sevila_{SEVILA_K}f"  # the baseline of the paper's claims and of its speed-ups
-def sevila_answerer(frames: int, uniform: bool = False) -> str:
-    """SeViLA's Answerer trained on the Localizer's frames (its method), or on uniform ones (an ablation's)."""
-    return f"sevila_answerer_uniform_{frames}f" if uniform else f"sevila_answerer_{frames}f"
-
-
-SEVILA_PRETRAINED = "sevila_localizer_pretrained"  # the Localizer after moment-retrieval pre-training (step 1)
-# SeViLA's Localizer (vila/training/sevila.py): by its whole recipe (pre-trained on moment retrieval, refined on the
-# zero-shot Answerer's pseudo-labels), and without one piece each: the ablations measure what a piece is worth.
-LOCALIZERS = {
-    "sevila_localizer": {"pretrained": True, "labeller": "zero_shot"},
-    "sevila_localizer_no_pretrain": {"pretrained": False, "labeller": "zero_shot"},
-    "sevila_localizer_finetuned_labeller": {"pretrained": True, "labeller": "uniform_answerer"},
-}
-# The ablation models: name -> (Answerer, Localizer). The Answerer is held fixed (sevila_answerer_4f, trained on the
-# full recipe's key frames) so a row measures its Localizer alone; the last keeps the full Localizer and takes the
-# Answerer fine-tuned on uniform frames (SeViLA without its Answerer fine-tuning).
-SEVILA_ABLATIONS = {
-    f"sevila_{SEVILA_K}f_no_loc_pretrain": (sevila_answerer(SEVILA_K), "sevila_localizer_no_pretrain"),
-    f"sevila_{SEVILA_K}f_finetuned_labeller": (sevila_answerer(SEVILA_K), "sevila_localizer_finetuned_labeller"),
-    f"sevila_{SEVILA_K}f_uniform_answerer": (sevila_answerer(SEVILA_K, uniform=True), "sevila_localizer"),
-}
-
-
-def speedup_key(model: str, reference: str) -> str:
-    """The key of a pair in speed.json's speed-ups and the reports: how much faster `model` is than `reference`."""
-    return f"{model}_vs_{reference}"
-
-
-def references(params: dict[str, Any]) -> tuple[str, str]:
-    """The two models every other is compared with: the uniform model that reads every sampled frame (the
-    distillation's teacher) and SeViLA at its k (the baseline of the paper's claims)."""
-    return f"uniform_{params['data']['frames']}f", SPEED_REFERENCE
-
-
-def model_kinds(params: dict[str, Any]) -> dict[str, str]:
-    """Every model the DAG trains and evaluates, in table order, with its kind: the uniform
-    teachers, the ViLA student variants, SeViLA at each k, and SeViLA's ablations."""
-    kinds = {f"uniform_{n}f": "teacher" for n in params["train"]["teacher"]["frames"]}
-    kinds |= {v: "student" for v in params["variants"]}
-    kinds |= {f"sevila_{k}f": "sevila" for k in params["sevila"]["frames"]}
-    kinds |= {name: "sevila_ablation" for name in SEVILA_ABLATIONS}
-    return kinds
-
-
-def model_names(params: dict[str, Any]) -> list[str]:
-    """Every model the DAG trains and evaluates, in table order (model_kinds)."""
-    return list(model_kinds(params))
-
-
 def cross_field_errors(params: dict[str, Any]) -> list[str]:
     from vila.data.registry import DATASETS
 
@@ -152,9 +101,6 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
             errors.append(f"train.teacher.frames: {n} is more than data.frames ({frames}) decoded per clip")
         elif frames % n:
             errors.append(f"train.teacher.frames: {n} does not divide data.frames ({frames}) into equal intervals")
-    for need in TEACHER_FRAMES_FOR_STUDENT:
-        if need not in teacher_frames and need != frames:
-            errors.append(f"train.teacher.frames: must include {need} (re_weight builds the student from it)")
     if frames not in teacher_frames:
         errors.append(f"train.teacher.frames: must include data.frames ({frames}), the distillation teacher")
     checks = [("train.student", params["train"]["student"])]
@@ -171,7 +117,7 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
                 f"{where}.select: {frames} sampled frames (data.frames) cannot be split into {s['select']} equal segments"
             )
         if where == "train.student" and s["select"] not in teacher_frames:  # re_weight builds vila_init from it
-            errors.append(f"{where}.select: {s['select']} needs a uniform_{s['select']}f model in train.teacher.frames")
+            errors.append(f"{where}.select: {s['select']} needs a {teacher_name(s['select'])} model in train.teacher.frames")
     for k in params["sevila"]["frames"]:
         if k > frames:
             errors.append(f"sevila.frames: {k} key frames exceed data.frames ({frames}) sampled")
@@ -179,7 +125,7 @@ def cross_field_errors(params: dict[str, Any]) -> list[str]:
         errors.append(f"sevila.frames: must include {SEVILA_K} (SeViLA's k: the baseline of the claims and of its "
                       "ablations)")
     others = {name for name, kind in model_kinds(params).items() if kind != "student"}
-    clash = set(params["variants"]) & (others | {f"reader_{k}f" for k in params["selection"]["frames"]})
+    clash = set(params["variants"]) & (others | {reader_name(k) for k in params["selection"]["frames"]})
     if clash:
         errors.append(f"variants: {sorted(clash)} is the name of a teacher, SeViLA or reader model")
     errors += selection_errors(params)
@@ -209,32 +155,10 @@ def weights_params_errors(params: dict[str, Any]) -> list[str]:
     return weights_errors(weights)
 
 
-# The selection study's selectors (vila/selection/study.py) and whose frame scores each reads: params-level facts,
-# here so that validating params needs no selection code.
-# question-blind statistics of the decoded frames (vila.data.synthqa.BLIND_STATISTICS), their top k (ties at random)
-PIXEL_SELECTORS = ("object_pixels", "frame_difference")
-# need no score source: the grid, chance, the ground truth (the ceiling), and the pixel statistics
-BLIND = ("uniform", "random", "oracle", *PIXEL_SELECTORS)
-ITM_RULES = {"similarity_topk": "topk", "bolt_its": "inverse_transform", "aks": "adaptive_split"}
-MODEL_SELECTORS = {"sevila_localizer": "sevila_4f", "vila_prompter": "vila_4f",
-                   "vila_prompter_visual": "vila_4f_visual_gate", "vila_fast": "vila_4f_fast"}
-
-
-def score_source(selector: str, k: int, params: dict) -> str | None:
-    """Whose scores a selector reads: none, the backbone's image-text match (the training-free rules), or a
-    trained selector's model (ViLA's text-gate Prompter at k: the k-frame student where one is trained, else the
-    4-frame one's scores, picked at k)."""
-    if selector in BLIND:
-        return None
-    if selector in ITM_RULES:
-        return "backbone"
-    if selector == "vila_prompter" and f"vila_{k}f" in params["variants"]:
-        return f"vila_{k}f"
-    return MODEL_SELECTORS[selector]
-
-
 def selection_errors(params: dict[str, Any]) -> list[str]:
     """The selection study: a reader per k, and every score a selector reads among the cached ones."""
+    from vila.selection.registry import score_source
+
     sel, errors = params["selection"], []
     frames = params["data"]["frames"]
     for k in sel["frames"]:

@@ -21,10 +21,13 @@ SPLITS = ("train", "val", "test")  # every dataset's question splits (annotation
 MOMENTS_SPLIT = "moments"
 CLIP_SPLITS = (*SPLITS, MOMENTS_SPLIT)
 STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
+STUDY_SEEDS = STUDY / "seeds"
+FULLSIZE_SPEED = Path("results") / "fullsize" / "speed.json"  # `vila fullsize-speed`: the full-size architecture
+LIVE_DIR = "dvclive"  # a trained model's DVCLive log, inside its directory (its training curves)
 
 
-def study_root(seed: int) -> Path:
-    return STUDY / "seeds" / str(seed)
+def study_root(seed: int | str) -> Path:
+    return STUDY_SEEDS / str(seed)
 
 
 @dataclass(frozen=True)
@@ -76,14 +79,26 @@ class Paths:
     def checkpoints(self, run: str) -> Path:  # resumable training state (not a stage output)
         return self._seeded(Path("work") / self.dataset) / "checkpoints" / run
 
-    def model(self, name: str) -> Path:
-        root = Path("models") / self.dataset
-        return self._seeded(root) / name
+    @property
+    def models_dir(self) -> Path:  # every model of Table 1's DAG (the speed and report stages read it whole)
+        return self._seeded(Path("models") / self.dataset)
 
-    def reader(self, k: int) -> Path:
-        """The selection study's shared answerer for budget k: outside models/<dataset>/, which Table 1's report and
-        speed stages read whole (a reader there would make them stale after a selection run)."""
-        return Path("models") / "selection" / self.dataset / f"reader_{k}f"
+    def model(self, name: str) -> Path:
+        return self.models_dir / name
+
+    def curve(self, name: str, metric: str) -> Path:  # a model's training curve: metric "train/loss", "val/accuracy"
+        return self.model(name) / LIVE_DIR / "plots" / "metrics" / f"{metric}.tsv"
+
+    @property
+    def readers_dir(self) -> Path:
+        """The selection study's shared answerers: outside models/<dataset>/, which Table 1's report and speed stages
+        read whole (a reader there would make them stale after a selection run)."""
+        return Path("models") / "selection" / self.dataset
+
+    def reader(self, k: int | str) -> Path:
+        from vila.models.registry import reader_name
+
+        return self.readers_dir / reader_name(k)
 
     @property
     def results(self) -> Path:  # the default seed's: speed.json and metrics.json live here
@@ -103,14 +118,18 @@ class Paths:
     def scores(self, source: str) -> Path:
         return self.scores_dir / f"{source}.npz"
 
+    @property
+    def scores_meta_dir(self) -> Path:
+        return self.results / "scores"
+
     def scores_meta(self, source: str) -> Path:  # what the score is, its key-frame AUC
-        return self.results / "scores" / f"{source}.json"
+        return self.scores_meta_dir / f"{source}.json"
 
     @property
     def selection_dir(self) -> Path:  # select: the shared answerer's results, one per (selector, k)
         return self.results / "selection"
 
-    def selection_json(self, selector: str, k: int) -> Path:
+    def selection_json(self, selector: str, k: int | str) -> Path:
         return self.selection_dir / f"{selector}_{k}f.json"
 
     @property

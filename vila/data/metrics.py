@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vila.data.registry import DATASETS
@@ -20,10 +20,15 @@ STAR_TYPES = ("Interaction", "Sequence", "Prediction", "Feasibility")
 NEXTQA_GROUPS = {"Causal": ("CW", "CH"), "Temporal": ("TN", "TC", "TP"), "Descriptive": ("DL", "DC", "DO")}
 
 
-def headline(accuracy: Mapping[str, float]) -> float:
-    """A model's headline figure: the mean of the categories where the dataset has them (STAR's, NExT-QA's
+def headline_key(columns: Iterable[str]) -> str:
+    """Which accuracy is the headline: the mean of the categories where the dataset has them (STAR's, NExT-QA's
     groups), else the overall accuracy. Every table, metric and verdict reads it from here."""
-    return accuracy.get("mean", accuracy["overall"])
+    return "mean" if "mean" in columns else "overall"
+
+
+def headline(accuracy: Mapping[str, float]) -> float:
+    """A model's headline figure (headline_key)."""
+    return accuracy[headline_key(accuracy)]
 
 
 def question_type(dataset: str, item: Mapping[str, Any]) -> str | None:

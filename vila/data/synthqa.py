@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from vila.data.metrics import STAR_TYPES
 from vila.data.sampling import uniform_indices
 
 GENERATOR_VERSION = 2
 FRAMES = 32
 SHOT_LENGTHS = (1, 2, 3, 4)  # frames per shot, drawn uniformly
 OBJECTS_PER_SHOT = 3  # of 4 quadrants
-TYPES = ("Interaction", "Sequence", "Prediction", "Feasibility")
+TYPES = STAR_TYPES  # synthqa mirrors STAR's four question types
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
     "green": (40, 200, 60),

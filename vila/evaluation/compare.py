@@ -1,6 +1,6 @@
 """The `compare` stage: every comparison the reports make, with its uncertainty, and a verdict per claim.
 
-For each model against each reference (config.references: the uniform 32-frame teacher, and SeViLA's sevila_4f, the
+For each model against each reference (registry.references: the uniform 32-frame teacher, and SeViLA's sevila_4f, the
 baseline of the paper's claims), and each selecting model against uniform sampling at its own frame budget
 (uniform_<k>f): the accuracy difference overall, as the mean of the question types, and per type, with a 95% paired
 bootstrap interval over the test questions and an exact McNemar p-value (vila/evaluation/stats.py).
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from vila.config import references, speedup_key
 from vila.data.convert import read_unified
+from vila.data.metrics import headline_key
 from vila.evaluation.stats import (
     Resamples,
     bootstrap_p,
@@ -39,6 +39,7 @@ from vila.evaluation.stats import (
     verdict,
 )
 from vila.io import read_json, read_yaml, write_json
+from vila.models.registry import references, speedup_key, teacher_name
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def claim_metric(claim: dict[str, Any], dataset: str, metrics: list[str]) -> str
     """The accuracy column a claim reads on this dataset (None: the claim is about another benchmark)."""
     spec = claim["metric"]
     if spec == HEADLINE:
-        return "mean" if "mean" in metrics else "overall"
+        return headline_key(metrics)
     metric = spec.get(dataset)
     return metric if metric in metrics else None
 
@@ -124,7 +125,7 @@ def speed_part(claim: dict[str, Any], speed: dict[str, Any] | None) -> dict[str,
 def equal_budget_reference(name: str, ev: dict[str, Any], names: set[str]) -> str | None:
     """uniform_<k>f for a model that selects k of its sampled frames, where that uniform model was evaluated."""
     k, total = ev.get("frames"), ev.get("sampled_frames")
-    ref = f"uniform_{k}f"
+    ref = teacher_name(k) if k else ""
     return ref if k and total and k < total and ref in names and ref != name else None
 
 

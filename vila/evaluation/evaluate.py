@@ -154,7 +154,7 @@ def cached_localizer_scores(model: Any, paths: Paths, split: str, items: list[di
     (its weights' digest matches): 32 LLM passes per question are run once for every model that shares it."""
     if model.config.selector != "localizer" or not (paths.localized / "meta.json").exists():
         return None
-    from vila.models.modeling import localizer_digest
+    from vila.models.localizer import localizer_digest
 
     if read_json(paths.localized / "meta.json").get("localizer_weights_sha256") != localizer_digest(model):
         return None

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vila.config import SPEED_REFERENCE, speedup_key
 from vila.data.metrics import headline
 from vila.io import atomic_dir, read_json, write_json
+from vila.models.registry import SPEED_REFERENCE, speedup_key
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)

@@ -6,16 +6,16 @@ runs once per frame, and the projected query tokens of all frames are concatenat
 embedded prompt. The answer is read from the decoder's logits over the option letters at the
 position after "Option", restricted to the options a question has.
 
-ViLA adds two modules:
-- FramePrompter: scores every sampled frame (optionally guided by the question) and picks K frames
-  with a hard, straight-through Gumbel-softmax (one per segment as released, or a free top-k).
-- QFormer-Distiller: a frozen teacher branch (its own Q-Former, query tokens and projection, from
-  the 32-frame model) encodes all T frames; the student's K*Q projected tokens are mapped along
+ViLA adds two modules, each in its own file beside this one:
+- the Frame-Prompter (prompter.py): scores every sampled frame (optionally guided by the question) and picks K
+  frames with a hard, straight-through Gumbel-softmax (one per segment as released, or a free top-k).
+- the QFormer-Distiller (distiller.py): a frozen teacher branch (its own Q-Former, query tokens and projection,
+  from the 32-frame model) encodes all T frames; the student's K*Q projected tokens are mapped along
   the token axis to T*Q tokens and matched to the teacher's with an MSE loss.
 
-The baseline of the paper's claims, SeViLA (selector "localizer"): a Localizer (its own Q-Former, query tokens,
-LayerNorm on the ViT output and projection) scores each sampled frame by one pass of the frozen LLM over
-`Frame: ` + that frame's tokens + the localizer prompt (the "yes" logit at the first decoder step); the top-k
+The baseline of the paper's claims, SeViLA (selector "localizer"): a Localizer (localizer.py: its own Q-Former,
+query tokens, LayerNorm on the ViT output and projection) scores each sampled frame by one pass of the frozen LLM
+over `Frame: ` + that frame's tokens + the localizer prompt (the "yes" logit at the first decoder step); the top-k
 frames, in time order, go to the answering model, whose frames are each preceded by `Frame {i}: `.
 
 Ours, beyond the paper: relevance distillation. The frozen teacher also says which frames its answer
@@ -45,6 +45,9 @@ from transformers import (
 )
 from transformers.models.instructblip.modeling_instructblip import InstructBlipVisionEmbeddings
 
+from vila.models.distiller import TeacherBranch, TokenAxisMapper
+from vila.models.localizer import Localizer, top_k_in_time_order
+from vila.models.prompter import FramePrompter, relevance_loss
 from vila.models.qformer import frame_queries, shares_instruction
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -126,118 +129,7 @@ def time_embedding(index: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
 
-def gumbel_like(x: torch.Tensor) -> torch.Tensor:
-    u = torch.rand_like(x).clamp_(1e-9, 1.0 - 1e-9)
-    return -torch.log(-torch.log(u))
-
-
-class FramePrompter(nn.Module):
-    """Scores T frames and selects K of them with a hard straight-through Gumbel-softmax.
-
-    gate "visual" (the released code): score = MLP(frame feature).
-    gate "text" (the paper): the question attends over the frame's patch tokens; the gate reads the
-    frame feature and the question-matched pooled feature. MLP = linear -> LayerNorm -> ReLU -> linear.
-    """
-
-    def __init__(self, vision_dim: int, text_dim: int, hidden: int, select: int, mode: str, gate: str) -> None:
-        super().__init__()
-        if mode not in ("segment", "topk") or gate not in ("text", "visual"):
-            raise ValueError(f"unknown prompter mode/gate {mode!r}/{gate!r}")
-        self.select, self.mode, self.gate_kind = select, mode, gate
-        self.frame_proj = nn.Linear(vision_dim, hidden)
-        gate_in = hidden
-        if gate == "text":
-            self.text_proj = nn.Linear(text_dim, hidden)
-            self.key_proj = nn.Linear(vision_dim, hidden)
-            self.value_proj = nn.Linear(vision_dim, hidden)
-            gate_in = 2 * hidden
-        self.gate = nn.Sequential(nn.Linear(gate_in, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def scores(self, tokens: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
-        """tokens [B, T, N, D] (per-frame patch tokens), text [B, Dt] -> scores [B, T]."""
-        feature = self.frame_proj(tokens.mean(dim=2))
-        if self.gate_kind == "text":
-            if text is None:
-                raise ValueError("the text-guided gate needs the question embedding")
-            q = self.text_proj(text)  # [B, H]
-            # The question attends over each frame's patches: key_proj(patch) . q, softmax over the patches, the
-            # weighted sum of value_proj(patch). Both are linear, so neither projects every patch: a key . q is
-            # patch . (W_k^T q) + b_k . q, and (weights summing to 1) the pooled value is value_proj of the pooled
-            # patch. The same function at a fraction of the cost (the per-patch projections were most of a step).
-            key_q = q @ self.key_proj.weight  # [B, D]
-            logits = torch.einsum("btnd,bd->btn", tokens, key_q) + (self.key_proj.bias * q).sum(-1)[:, None, None]
-            attn = torch.softmax(logits / math.sqrt(q.shape[-1]), dim=-1)  # [B, T, N]
-            pooled = self.value_proj(torch.einsum("btn,btnd->btd", attn, tokens))  # [B, T, H]
-            feature = torch.cat([feature, pooled * q[:, None, :]], dim=-1)
-        return self.gate(feature).squeeze(-1)
-
-    def select_frames(
-        self, scores: torch.Tensor, tau: float, noisy: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """scores [B, T] -> (weights [B, K, T] one-hot in value, straight-through in gradient; indices [B, K])."""
-        b, t = scores.shape
-        k = self.select
-        logits = scores + gumbel_like(scores) if noisy else scores
-        if self.mode == "segment":
-            seg = logits.view(b, k, t // k)
-            soft = torch.softmax(seg / tau, dim=-1)
-            local = seg.argmax(dim=-1)  # [B, K]
-            hard = F.one_hot(local, t // k).to(soft.dtype)
-            w_seg = hard - soft.detach() + soft
-            weights = torch.zeros(b, k, t, dtype=scores.dtype, device=scores.device)
-            for s in range(k):  # place each segment's weights at its frame positions
-                weights[:, s, s * (t // k) : (s + 1) * (t // k)] = w_seg[:, s]
-            indices = local + torch.arange(k, device=scores.device) * (t // k)
-        else:
-            soft = torch.softmax(logits / tau, dim=-1)
-            indices = logits.topk(k, dim=-1).indices.sort(dim=-1).values
-            hard = F.one_hot(indices, t).to(soft.dtype)  # [B, K, T]
-            weights = hard - soft.detach()[:, None] + soft[:, None]
-        return weights, indices
-
-
-def relevance_loss(scores: torch.Tensor, relevance: torch.Tensor, select: int, mode: str) -> torch.Tensor:
-    """Cross-entropy from the teacher's frame relevance [B, T] (normalised per segment, or over all T frames
-    for a free top-k) to the Prompter's distribution softmax(scores) over the same frames."""
-    b, t = scores.shape
-    groups = (b, select, t // select) if mode == "segment" else (b, 1, t)
-    rel = relevance.view(groups)
-    target = rel / rel.sum(-1, keepdim=True).clamp(min=1e-12)
-    return -(target * torch.log_softmax(scores.view(groups), dim=-1)).sum(-1).mean()
-
-
-class TokenAxisMapper(nn.Module):
-    """Maps the student's K*Q tokens to T*Q tokens along the token axis (linear + LayerNorm)."""
-
-    def __init__(self, student_tokens: int, teacher_tokens: int, width: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(student_tokens, teacher_tokens)
-        self.norm = nn.LayerNorm(width)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.linear(tokens.transpose(1, 2)).transpose(1, 2))
-
-
-class TeacherBranch(nn.Module):
-    """The frozen 32-frame model's Q-Former, query tokens and projection."""
-
-    def __init__(self, config: InstructBlipConfig) -> None:
-        super().__init__()
-        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
-        self.qformer = InstructBlipQFormerModel._from_config(config.qformer_config)
-        self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
-
-
 STEP_NAMES = ("vit", "select", "qformer", "llm")
-
-
-class Localizer(TeacherBranch):
-    """SeViLA's Localizer: its own Q-Former, query tokens, LayerNorm on the ViT output and projection to the
-    LLM width; it scores frames through the model's frozen LLM (ViLAModel.localizer_logits)."""
-
-    def __init__(self, config: InstructBlipConfig) -> None:
-        super().__init__(config)
-        self.ln_vision = nn.LayerNorm(config.vision_config.hidden_size)
 
 
 @dataclass
@@ -664,24 +556,6 @@ class ViLAModel(PreTrainedModel):
                 out.relevance_loss = relevance_loss(p.scores, frame_relevance, self.config.frames, self.config.selector)
                 out.loss = out.loss + relevance_weight * out.relevance_loss
         return out
-
-
-def localizer_digest(model: ViLAModel) -> str:
-    """sha256 of a SeViLA model's Localizer weights (names and bytes): whose frame scores a cache holds."""
-    import hashlib
-
-    assert model.localizer is not None, "localizer_digest needs a SeViLA model"
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.localizer.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def top_k_in_time_order(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """SeViLA's key frames: the k highest-scoring frames [..., T] -> [..., k], put back in time order. One definition:
-    the model's selection step and the Answerer's training frames (vila/training/sevila.py) both take it."""
-    return scores.topk(k, dim=-1).indices.sort(dim=-1).values
 
 
 def trace_steps(model: ViLAModel, p: ForwardPass) -> list[tuple[str, Callable[[ForwardPass], None], ForwardPass]]:

@@ -9,19 +9,34 @@ from typing import Any
 
 import yaml
 
-from vila.config import SEVILA_ABLATIONS
+from vila.models.registry import SEVILA_ABLATIONS
+from vila.paths import Paths
 from vila.pipeline.closure import stage_deps
-from vila.pipeline.stages import SELECTION_STAGES, STAGES, STUDY_STAGES, Stage, stage_by_name
+from vila.pipeline.stages import (
+    PARAM_PLACEHOLDERS,
+    SELECTION_STAGES,
+    STAGES,
+    STUDY_STAGES,
+    Stage,
+    stage_by_name,
+)
 
-PLOTS = [
-    {"Training loss": {"template": "linear", "x": "step",
-                       "y": {"models/${dataset}/uniform_32f/dvclive/plots/metrics/train/loss.tsv": "loss",
-                             "models/${dataset}/vila_4f/dvclive/plots/metrics/train/loss.tsv": "loss"}}},
-    {"Validation accuracy": {"template": "linear", "x": "step",
-                             "y": {"models/${dataset}/uniform_32f/dvclive/plots/metrics/val/accuracy.tsv": "accuracy",
-                                   "models/${dataset}/uniform_4f/dvclive/plots/metrics/val/accuracy.tsv": "accuracy",
-                                   "models/${dataset}/vila_4f/dvclive/plots/metrics/val/accuracy.tsv": "accuracy"}}},
-]
+
+def plots(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`dvc plots show`: the training curves of the distillation teacher, the student's own-budget teacher and the
+    first student variant (DVCLive's files in each model's directory; vila/paths.py), named from params."""
+    from vila.models.registry import reweight_teachers
+
+    small, large = reweight_teachers(params)
+    student = next(iter(params["variants"]))
+    layout = Paths("${dataset}")
+
+    def curves(names: tuple[str, ...], metric: str) -> dict[str, str]:
+        return {str(layout.curve(name, metric)): metric.rpartition("/")[2] for name in names}
+
+    return [{"Training loss": {"template": "linear", "x": "step", "y": curves((large, student), "train/loss")}},
+            {"Validation accuracy": {"template": "linear", "x": "step",
+                                     "y": curves((large, small, student), "val/accuracy")}}]
 
 
 DVC_ITEMS = {"frames": "${train.teacher.frames}", "variant": "${variants}", "keyframes": "${sevila.frames}",
@@ -60,7 +75,8 @@ def study_items(params: dict[str, Any], stage: Stage) -> dict[str, Any]:
 def _dvc(text: str, stage: Stage) -> str:
     """A stage-list path or command in DVC's templating: ${dataset}; a foreach stage's ${item} / ${key}; a seed-study
     twin's matrix ${item.<wildcard>}."""
-    text = text.replace("{dataset}", "${dataset}")
+    for name, key in PARAM_PLACEHOLDERS.items():
+        text = text.replace(f"{{{name}}}", f"${{{key}}}")
     if stage.matrix:
         for w in stage.wildcards:
             text = text.replace(f"{{{w}}}", f"${{item.{w}}}")
@@ -103,8 +119,8 @@ STUDY_DVC_YAML = Path("study") / "dvc.yaml"
 SELECTION_DVC_YAML = Path("selection") / "dvc.yaml"
 
 
-def dvc_yaml_text(params: dict[str, Any] | None = None) -> str:
-    return HEADER + yaml.safe_dump({**render_dvc(params=params), "plots": PLOTS}, sort_keys=False, width=120)
+def dvc_yaml_text(params: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump({**render_dvc(params=params), "plots": plots(params)}, sort_keys=False, width=120)
 
 
 def study_dvc_yaml_text(params: dict[str, Any]) -> str:

@@ -28,8 +28,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vila.config import SEVILA_ABLATIONS, TEACHER_FRAMES_FOR_STUDENT
-from vila.paths import study_root
+from vila.config import lookup
+from vila.models.registry import (
+    SEVILA_ABLATIONS,
+    SEVILA_K,
+    SEVILA_PRETRAINED,
+    STUDENT_INIT,
+    reweight_teachers,
+    sevila_answerer,
+    sevila_name,
+    teacher_name,
+)
+from vila.paths import STUDY_SEEDS, Paths, study_root
 
 OPTIM_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "grad_accum", "grad_clip", "max_steps",
               "checkpoint_every")
@@ -42,10 +52,63 @@ READER_PARAMS = ("seed", "cpu_isa", "threads.train", "data.frames", "data.augmen
                  "evaluate.batch_size", CONVERGENCE, *(f"train.teacher.{k}" for k in OPTIM_KEYS))
 
 
-def teacher_priority(wildcards: dict[str, str]) -> int:
-    """The teachers re_weight reads (4 and 32 frames) are on ViLA's longest chain; the others by frame count."""
+# Placeholders params fill, one value per run (beside the wildcards, one value per job): DVC writes them as
+# ${key}, Snakemake and `expand` as the value. reweight reads the teachers of train.student.select and data.frames.
+PARAM_PLACEHOLDERS = {"dataset": "dataset", "student_frames": "train.student.select", "data_frames": "data.frames"}
+
+
+def fill_params(template: str, params: dict[str, Any]) -> str:
+    """A stage-list path or command with params' values for PARAM_PLACEHOLDERS; wildcards stay."""
+    for name, key in PARAM_PLACEHOLDERS.items():
+        template = template.replace(f"{{{name}}}", str(lookup(params, key)))
+    return template
+
+
+# Every path below is vila/paths.py's layout with the placeholders kept: the stage list writes none itself.
+LAYOUT = Paths("{dataset}")
+DATASET_DIR, FRAMES, FEATURES = str(LAYOUT.dataset_dir), str(LAYOUT.frames_dir), str(LAYOUT.features_dir)
+LOCALIZED, MODELS, READERS = str(LAYOUT.localized), str(LAYOUT.models_dir), str(LAYOUT.readers_dir)
+EVAL_DIR, SPEED, METRICS = str(LAYOUT.eval_dir), str(LAYOUT.speed_json), str(LAYOUT.metrics_dir)
+COMPARISONS, STUDY_COMPARISONS = str(LAYOUT.comparisons_json), str(LAYOUT.study_comparisons_json)
+SCORES, SCORES_META, SELECTED = str(LAYOUT.scores_dir), str(LAYOUT.scores_meta_dir), str(LAYOUT.selection_dir)
+SEEDS = str(STUDY_SEEDS)
+
+
+def model(name: str) -> str:
+    return str(LAYOUT.model(name))
+
+
+def labels(labeller: str) -> str:
+    return str(LAYOUT.pseudo_labels(labeller))
+
+
+def evaluation(name: str) -> str:
+    return str(LAYOUT.eval_json(name))
+
+
+def reader(budget: str) -> str:
+    return str(LAYOUT.reader(budget))
+
+
+def scores(scorer: str) -> str:
+    return str(LAYOUT.scores(scorer))
+
+
+def scores_meta(scorer: str) -> str:
+    return str(LAYOUT.scores_meta(scorer))
+
+
+def selected(selector: str, budget: str) -> str:
+    return str(LAYOUT.selection_json(selector, budget))
+
+
+BACKBONE = model("backbone")
+
+
+def teacher_priority(wildcards: dict[str, str], params: dict[str, Any]) -> int:
+    """The teachers re_weight reads are on ViLA's longest chain; the others by frame count."""
     frames = int(wildcards["frames"])
-    return 32 if frames in TEACHER_FRAMES_FOR_STUDENT else frames
+    return 32 if teacher_name(frames) in reweight_teachers(params) else frames
 
 
 @dataclass(frozen=True)
@@ -71,8 +134,8 @@ class Stage:
     base: str = ""  # a seed-study twin: the stage it repeats at {seed}
     # Snakemake starts ready jobs by priority, highest first: about the seconds of work still ahead of a job on the
     # longest chain through it, so the long chains start early and the short jobs fill the cores around them;
-    # or a function of the job's wildcards
-    priority: int | Callable[[dict[str, str]], int] = 0
+    # or a function of the job's wildcards and the params
+    priority: int | Callable[[dict[str, str], dict[str, Any]], int] = 0
 
     @property
     def entry_module(self) -> str:
@@ -98,217 +161,217 @@ STAGES: tuple[Stage, ...] = (
           # a real dataset: the val carve-out, the moment set on data.frames' grid, the tokenizer's coverage
           params=("dataset", "data.raw_dir", "data.decoder", "data.synthqa", "data.validation", "data.frames",
                   "model.weights"),
-          outs=("work/{dataset}/dataset",), threads=2,  # download.CLIP_WORKERS encode and check clips
+          outs=(DATASET_DIR,), threads=2,  # download.CLIP_WORKERS encode and check clips
           resources=(("mem_mb", 8000), ("runtime", 240))),
     Stage("preprocess", "vila preprocess",
           entry="vila.data.preprocess:run", uses_torch=False,
           help="decode every clip once into the frame cache",
-          deps=("work/{dataset}/dataset",),
+          deps=(DATASET_DIR,),
           params=("data.frames", "data.on_bad_video", "data.decoder", "model.preset"),
-          outs=("work/{dataset}/frames",),
+          outs=(FRAMES,),
           resources=(("mem_mb", 8000), ("runtime", 240))),
     Stage("backbone", "vila backbone",
           entry="vila.training.backbone:run",
           help="pretrain (embedded) or load (real) the backbone; cache frozen-ViT features",
-          deps=("work/{dataset}/frames",),
+          deps=(FRAMES,),
           params=("seed", "cpu_isa", "threads.backbone", "model.preset", "model.weights", "backbone"),
-          outs=("models/{dataset}/backbone", "work/{dataset}/features"),
+          outs=(BACKBONE, FEATURES),
           threads="backbone", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("teacher", "vila train teacher --frames {frames}",
           help="fine-tune the backbone on N uniformly sampled frames (the teachers: 2-32 frames)",
           entry="vila.training.fit:run_teacher",
           priority=teacher_priority,
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(BACKBONE, FEATURES, FRAMES),
           params=READER_PARAMS,
-          outs=("models/{dataset}/uniform_{frames}f",), foreach="frames",
+          outs=(model(teacher_name("{frames}")),), foreach="frames",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("reweight", "vila reweight",
           entry="vila.training.students:run_reweight",
           priority=25,
           help="student init = 4-frame model + 32-frame teacher branch, and the branch's targets per question",
-          deps=("models/{dataset}/uniform_4f", "models/{dataset}/uniform_32f", "models/{dataset}/backbone",
-                "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(model(teacher_name("{student_frames}")), model(teacher_name("{data_frames}")), BACKBONE,
+                FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "train.student.select",
                   "train.student.selector", "train.student.gate", "train.student.selector_input"),
-          outs=("models/{dataset}/vila_init",),
+          outs=(model(STUDENT_INIT),),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("student", "vila train student --variant {variant}",
           help="train a ViLA student: Frame-Prompter + QFormer-Distiller from re_weight's init",
           entry="vila.training.students:run_student",
           priority=20,
-          deps=("models/{dataset}/vila_init", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(model(STUDENT_INIT), FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "data.augment", "evaluate.batch_size",
                   CONVERGENCE, "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
-          outs=("models/{dataset}/{variant}",), foreach="variant",
+          outs=(model("{variant}"),), foreach="variant",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
           help="accuracy per type, key-frame recall and predictions of a uniform teacher on the test split",
           entry="vila.evaluation.evaluate:run",
-          deps=("models/{dataset}/uniform_{frames}f", "work/{dataset}/features", "work/{dataset}/dataset"),
+          deps=(model(teacher_name("{frames}")), FEATURES, DATASET_DIR),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
-          outs=(), results=("results/{dataset}/eval/uniform_{frames}f.json",), foreach="frames",
+          outs=(), results=(evaluation(teacher_name("{frames}")),), foreach="frames",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("evaluate_student", "vila evaluate --variant {variant}",
           help="accuracy per type, key-frame recall, the frames chosen and predictions of a ViLA student",
           entry="vila.evaluation.evaluate:run",
-          deps=("models/{dataset}/{variant}", "work/{dataset}/features", "work/{dataset}/frames",
-                "work/{dataset}/dataset"),
+          deps=(model("{variant}"), FEATURES, FRAMES,
+                DATASET_DIR),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
-          outs=(), results=("results/{dataset}/eval/{variant}.json",), foreach="variant",
+          outs=(), results=(evaluation("{variant}"),), foreach="variant",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("localizer_pretrain", "vila train localizer-pretrain",
           help="SeViLA's step 1: its Localizer learns moment retrieval (synthqa's moment-retrieval set)",
           entry="vila.training.sevila:run_localizer_pretrain",
           priority=60,
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames",
-                "work/{dataset}/dataset"),
+          deps=(BACKBONE, FEATURES, FRAMES,
+                DATASET_DIR),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
                   "sevila.localizer", "sevila.pretrain_val_clips"),
-          outs=("models/{dataset}/sevila_localizer_pretrained",),
+          outs=(model(SEVILA_PRETRAINED),),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("pseudolabel", "vila pseudolabel --labeller zero_shot",
           entry="vila.training.sevila:run_pseudolabel",
           priority=60,
           help="SeViLA's self-refinement labels: each frame of each training question read alone by a labeller",
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(BACKBONE, FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size"),
-          outs=("work/{dataset}/pseudo_labels_zero_shot",),
+          outs=(labels("zero_shot"),),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("localizer", "vila train localizer --recipe sevila_localizer",
           help="SeViLA's self-refinement: the pre-trained Localizer learns the zero-shot Answerer's pseudo-labels",
           entry="vila.training.sevila:run_localizer",
           priority=45,
-          deps=("models/{dataset}/sevila_localizer_pretrained", "work/{dataset}/pseudo_labels_zero_shot",
-                "models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(model(SEVILA_PRETRAINED), labels("zero_shot"),
+                BACKBONE, FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
                   "sevila.localizer"),
-          outs=("models/{dataset}/sevila_localizer",),
+          outs=(model("sevila_localizer"),),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("localize", "vila localize",
           entry="vila.training.sevila:run_localize",
           priority=30,
           help="SeViLA's trained Localizer scores every frame of every train and val question (its Answerers' frames)",
-          deps=("models/{dataset}/sevila_localizer", "work/{dataset}/features", "work/{dataset}/frames",
-                "work/{dataset}/dataset"),
+          deps=(model("sevila_localizer"), FEATURES, FRAMES,
+                DATASET_DIR),
           params=("cpu_isa", "threads.train", "evaluate.batch_size", "evaluate.split"),
-          outs=("work/{dataset}/localized",),
+          outs=(LOCALIZED,),
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("answerer", "vila train answerer --frames {keyframes}",
           help="SeViLA's Answerer fine-tuned on the Localizer's top-k frames of every training question",
           entry="vila.training.sevila:run_answerer",
           priority=25,
-          deps=("models/{dataset}/backbone", "work/{dataset}/localized", "work/{dataset}/features",
-                "work/{dataset}/frames"),
+          deps=(BACKBONE, LOCALIZED, FEATURES,
+                FRAMES),
           params=READER_PARAMS,
-          outs=("models/{dataset}/sevila_answerer_{keyframes}f",), foreach="keyframes",
+          outs=(model(sevila_answerer("{keyframes}")),), foreach="keyframes",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("sevila", "vila sevila --frames {keyframes}",
           help="sevila_<k>f: the k-frame Answerer with the refined Localizer",
           entry="vila.training.sevila:run_sevila",
           priority=15,
-          deps=("models/{dataset}/sevila_answerer_{keyframes}f", "models/{dataset}/sevila_localizer"),
+          deps=(model(sevila_answerer("{keyframes}")), model("sevila_localizer")),
           params=("data.frames",),
-          outs=("models/{dataset}/sevila_{keyframes}f",), foreach="keyframes",
+          outs=(model(sevila_name("{keyframes}")),), foreach="keyframes",
           threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
     Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
           help="accuracy per type, key-frame recall, the Localizer's choices and predictions of sevila_<k>f",
           entry="vila.evaluation.evaluate:run",
           priority=10,
-          deps=("models/{dataset}/sevila_{keyframes}f", "work/{dataset}/localized", "work/{dataset}/features",
-                "work/{dataset}/dataset"),
+          deps=(model(sevila_name("{keyframes}")), LOCALIZED, FEATURES,
+                DATASET_DIR),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
-          outs=(), results=("results/{dataset}/eval/sevila_{keyframes}f.json",), foreach="keyframes",
+          outs=(), results=(evaluation(sevila_name("{keyframes}")),), foreach="keyframes",
           threads="evaluate", seeded=True, resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
-    # SeViLA's ablations (config.SEVILA_ABLATIONS): each drops one piece of its recipe (seed 0 only)
+    # SeViLA's ablations (registry.SEVILA_ABLATIONS): each drops one piece of its recipe (seed 0 only)
     Stage("uniform_answerer", "vila train uniform-answerer",
           help="an ablation's parts: SeViLA's 4-frame Answerer fine-tuned on uniform frames",
           entry="vila.training.sevila:run_uniform_answerer",
           priority=40,
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(BACKBONE, FEATURES, FRAMES),
           params=READER_PARAMS,
-          outs=("models/{dataset}/sevila_answerer_uniform_4f",),
+          outs=(model(sevila_answerer(SEVILA_K, uniform=True)),),
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("pseudolabel_finetuned", "vila pseudolabel --labeller uniform_answerer",
           help="an ablation's labels: each frame read alone by the uniform-trained Answerer",
           entry="vila.training.sevila:run_pseudolabel",
           priority=35,
-          deps=("models/{dataset}/sevila_answerer_uniform_4f", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(model(sevila_answerer(SEVILA_K, uniform=True)), FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size"),
-          outs=("work/{dataset}/pseudo_labels_uniform_answerer",),
+          outs=(labels("uniform_answerer"),),
           threads="train", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 240))),
     Stage("localizer_no_pretrain", "vila train localizer --recipe sevila_localizer_no_pretrain",
           help="an ablation: the Localizer refined from the backbone's Q-Former, no moment retrieval",
           entry="vila.training.sevila:run_localizer",
           priority=30,
-          deps=("work/{dataset}/pseudo_labels_zero_shot", "models/{dataset}/backbone", "work/{dataset}/features",
-                "work/{dataset}/frames"),
+          deps=(labels("zero_shot"), BACKBONE, FEATURES,
+                FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
                   "sevila.localizer"),
-          outs=("models/{dataset}/sevila_localizer_no_pretrain",),
+          outs=(model("sevila_localizer_no_pretrain"),),
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("localizer_finetuned_labeller", "vila train localizer --recipe sevila_localizer_finetuned_labeller",
           help="an ablation: the pre-trained Localizer refined on the uniform-trained Answerer's labels",
           entry="vila.training.sevila:run_localizer",
           priority=30,
-          deps=("models/{dataset}/sevila_localizer_pretrained", "work/{dataset}/pseudo_labels_uniform_answerer",
-                "models/{dataset}/sevila_answerer_uniform_4f", "models/{dataset}/backbone",
-                "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(model(SEVILA_PRETRAINED), labels("uniform_answerer"),
+                model(sevila_answerer(SEVILA_K, uniform=True)), BACKBONE,
+                FEATURES, FRAMES),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", CONVERGENCE,
                   "sevila.localizer"),
-          outs=("models/{dataset}/sevila_localizer_finetuned_labeller",),
+          outs=(model("sevila_localizer_finetuned_labeller"),),
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("sevila_ablation", "vila sevila --ablation {ablation}",
-          help="SeViLA without one piece of its recipe (config.SEVILA_ABLATIONS)",
+          help="SeViLA without one piece of its recipe (registry.SEVILA_ABLATIONS)",
           entry="vila.training.sevila:run_sevila_ablation",
           priority=10,
-          deps=("models/{dataset}/sevila_answerer_4f", "models/{dataset}/sevila_answerer_uniform_4f",
-                "models/{dataset}/sevila_localizer", "models/{dataset}/sevila_localizer_no_pretrain",
-                "models/{dataset}/sevila_localizer_finetuned_labeller"),
+          deps=(model(sevila_answerer(SEVILA_K)), model(sevila_answerer(SEVILA_K, uniform=True)),
+                model("sevila_localizer"), model("sevila_localizer_no_pretrain"),
+                model("sevila_localizer_finetuned_labeller")),
           params=("data.frames",), foreach="ablation",
-          outs=("models/{dataset}/{ablation}",),
+          outs=(model("{ablation}"),),
           threads="train", resources=(("mem_mb", 16000), ("runtime", 30))),
     Stage("evaluate_sevila_ablation", "vila evaluate --variant {ablation}",
           help="accuracy per type and predictions of a SeViLA ablation",
           entry="vila.evaluation.evaluate:run",
           priority=5,
-          deps=("models/{dataset}/{ablation}", "work/{dataset}/localized", "work/{dataset}/features",
-                "work/{dataset}/dataset"),
+          deps=(model("{ablation}"), LOCALIZED, FEATURES,
+                DATASET_DIR),
           params=("dataset", "cpu_isa", "threads.evaluate", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample"),
-          outs=(), results=("results/{dataset}/eval/{ablation}.json",), foreach="ablation",
+          outs=(), results=(evaluation("{ablation}"),), foreach="ablation",
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("speed", "vila speed",
           entry="vila.speed.latency:run",
           priority=5,
           help="latency, breakdown, FLOPs and memory of every variant, in one process",
-          deps=("models/{dataset}", "work/{dataset}/frames"),
+          deps=(MODELS, FRAMES),
           params=("seed", "cpu_isa", "speed", "data.frames"),
-          outs=(), results=("results/{dataset}/speed.json",),
+          outs=(), results=(SPEED,),
           threads="all", resources=(("mem_mb", 16000), ("runtime", 60))),
     Stage("compare", "vila compare",
           entry="vila.evaluation.compare:run", uses_torch=False,
           help="every comparison with a paired bootstrap interval and McNemar's test; a verdict per claim",
-          deps=("results/{dataset}/eval", "results/{dataset}/speed.json", "work/{dataset}/dataset",
+          deps=(EVAL_DIR, SPEED, DATASET_DIR,
                 "paper-figures.yaml"),
           params=("evaluate.split", "compare"),
-          outs=(), results=("results/{dataset}/comparisons.json",),
+          outs=(), results=(COMPARISONS,),
           seeded=True, resources=(("mem_mb", 4000), ("runtime", 10))),
     Stage("summary", "vila summary",
           entry="vila.evaluation.summary:run", uses_torch=False,
           help="the figures DVC reads as metrics: accuracy and key-frame recall per variant, speed-ups",
-          deps=("results/{dataset}/eval", "results/{dataset}/speed.json"),
+          deps=(EVAL_DIR, SPEED),
           params=(),
-          outs=(), metrics=("results/{dataset}/metrics",),
+          outs=(), metrics=(METRICS,),
           resources=(("mem_mb", 1000), ("runtime", 5))),
     Stage("report", "vila report",
           entry="vila.reports.render:run_reports", uses_torch=False,
           help="execute the notebooks with papermill and render reports/*.html",
-          deps=("paper-figures.yaml", "results/{dataset}/eval", "results/{dataset}/speed.json",
-                "results/{dataset}/comparisons.json", "results/{dataset}/metrics", "models/{dataset}",
-                "work/{dataset}/dataset", "work/{dataset}/frames"),
+          deps=("paper-figures.yaml", EVAL_DIR, SPEED,
+                COMPARISONS, METRICS, MODELS,
+                DATASET_DIR, FRAMES),
           params=("dataset", "report.selection_examples", "train.convergence", "compare", "data.synthqa",
                   "evaluate.split", "train.teacher.frames"),
           outs=("reports/index.html", "reports/table1.html", "reports/table2.html", "reports/speed.html",
@@ -317,7 +380,7 @@ STAGES: tuple[Stage, ...] = (
                      "notebooks/speed.ipynb", "notebooks/training.ipynb", "notebooks/benchmark.ipynb")),
 )
 # A study seed's outputs, as vila/paths.py lays them out (study_root), with {seed} for the wildcard.
-STUDY_ROOT = f"{study_root(0).parent}/{{seed}}/"
+STUDY_ROOT = f"{study_root('{seed}')}/"
 
 
 def _seeded_outputs(stages: tuple[Stage, ...]) -> set[str]:
@@ -359,10 +422,10 @@ STUDY_STAGES: tuple[Stage, ...] = (
     Stage("seeds", "vila seeds",
           entry="vila.reports.render:run_seeds", uses_torch=False,
           help="the seed study: every seed's figures, mean and sd across seeds, each claim's verdict at every seed",
-          deps=("results/{dataset}/eval", "results/{dataset}/comparisons.json", "study/seeds",
-                "work/{dataset}/dataset"),
+          deps=(EVAL_DIR, COMPARISONS, SEEDS,
+                DATASET_DIR),
           params=("seed", "seeds_study", "evaluate.split", "compare"),
-          outs=("reports/seeds.html",), results=("study/results/{dataset}/comparisons.json",),
+          outs=("reports/seeds.html",), results=(STUDY_COMPARISONS,),
           notebooks=("notebooks/seeds.ipynb",), resources=(("mem_mb", 4000), ("runtime", 10))),
 )
 # The selection study (vila/selection/study.py): one answerer, every selector. Snakemake: `reproduce_selection`;
@@ -371,32 +434,32 @@ SELECTION_STAGES: tuple[Stage, ...] = (
     Stage("reader", "vila train reader --frames {budget}",
           help="the selection study's shared reader for budget k, trained on question-blind frame sets",
           entry="vila.selection.study:run_reader",
-          deps=("models/{dataset}/backbone", "work/{dataset}/features", "work/{dataset}/frames"),
+          deps=(BACKBONE, FEATURES, FRAMES),
           params=(*READER_PARAMS, "selection.random_seed"),
-          outs=("models/selection/{dataset}/reader_{budget}f",), foreach="budget",
+          outs=(reader("{budget}"),), foreach="budget",
           threads="train", resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
     Stage("scores", "vila scores --source {scorer}",
           help="per-frame scores of every val and test question from one source (selection.scorers)",
           entry="vila.selection.study:run_scores",
-          deps=("models/{dataset}/{scorer}", "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          deps=(model("{scorer}"), FEATURES, FRAMES, DATASET_DIR),
           params=("cpu_isa", "threads.evaluate", "evaluate.batch_size"),
-          outs=("work/{dataset}/scores/{scorer}.npz",), results=("results/{dataset}/scores/{scorer}.json",),
+          outs=(scores("{scorer}"),), results=(scores_meta("{scorer}"),),
           foreach="scorer", threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 120))),
     Stage("select", "vila select --selector {selector} --frames {budget}",
           help="one selector's k frames per test question, read by the shared reader_<k>f",
           entry="vila.selection.study:run_select",
-          deps=("models/selection/{dataset}/reader_{budget}f", "work/{dataset}/scores", "results/{dataset}/scores",
-                "work/{dataset}/features", "work/{dataset}/frames", "work/{dataset}/dataset"),
+          deps=(reader("{budget}"), SCORES, SCORES_META,
+                FEATURES, FRAMES, DATASET_DIR),
           params=("seed", "cpu_isa", "threads.evaluate", "data.frames", "evaluate.split", "evaluate.batch_size",
                   "evaluate.chosen_sample", "selection"),
-          outs=(), results=("results/{dataset}/selection/{selector}_{budget}f.json",), foreach=("selector", "budget"),
+          outs=(), results=(selected("{selector}", "{budget}"),), foreach=("selector", "budget"),
           threads="evaluate", resources=(("gpu", 1), ("mem_mb", 32000), ("runtime", 60))),
     Stage("selection", "vila selection",
           entry="vila.reports.render:run_selection", uses_torch=False,
           help="the selection study's report: every selector read by one answerer, its recall and its cost",
-          deps=("results/{dataset}/selection", "results/{dataset}/scores", "results/{dataset}/speed.json",
-                "results/{dataset}/eval", "models/selection/{dataset}", "work/{dataset}/dataset",
-                "work/{dataset}/frames"),
+          deps=(SELECTED, SCORES_META, SPEED,
+                EVAL_DIR, READERS, DATASET_DIR,
+                FRAMES),
           params=("dataset", "data.frames", "selection", "compare", "train.convergence"),
           outs=("reports/selection.html",), notebooks=("notebooks/selection.ipynb",),
           resources=(("mem_mb", 4000), ("runtime", 10))),
@@ -419,7 +482,7 @@ def study_models(params: dict[str, Any]) -> set[str]:
     from vila.evaluation.compare import CLAIMS, STUDY_GROUPS
 
     models = {m for c in CLAIMS if c["group"] in STUDY_GROUPS for m in (c["a"], c["b"])}
-    return models | {f"uniform_{n}f" for n in (params["train"]["student"]["select"], params["data"]["frames"])}
+    return models | set(reweight_teachers(params))
 
 
 def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
@@ -430,9 +493,9 @@ def job_values(params: dict[str, Any], stage: Stage) -> list[dict[str, Any]]:
                "budget": params["selection"]["frames"]}
     if stage.base:
         models = study_models(params)
-        choices.update(frames=[n for n in choices["frames"] if f"uniform_{n}f" in models],
+        choices.update(frames=[n for n in choices["frames"] if teacher_name(n) in models],
                        variant=[v for v in choices["variant"] if v in models],
-                       keyframes=[k for k in choices["keyframes"] if f"sevila_{k}f" in models])
+                       keyframes=[k for k in choices["keyframes"] if sevila_name(k) in models])
     values: list[dict[str, Any]] = [{}]
     for w in stage.wildcards:
         values = [{**v, w: c} for v in values for c in choices[w]]
@@ -446,12 +509,14 @@ def expand(params: dict[str, Any], stages: tuple[Stage, ...] = STAGES) -> list[d
     jobs = []
     for st in stages:
         for v in job_values(params, st):
-            fmt = {"dataset": params["dataset"], **v}
+            def fmt(text: str, v: dict[str, Any] = v) -> str:
+                return fill_params(text, params).format(**v)
+
             jobs.append({
                 "stage": st.name,
-                "cmd": st.cmd.format(**fmt),
-                "deps": sorted(d.format(**fmt) for d in stage_deps(st)),
-                "params": sorted(p.format(**fmt) for p in st.params),
-                "outs": sorted(o.format(**fmt) for o in (*st.outs, *st.results, *st.metrics)),
+                "cmd": fmt(st.cmd),
+                "deps": sorted(fmt(d) for d in stage_deps(st)),
+                "params": sorted(fmt(p) for p in st.params),
+                "outs": sorted(fmt(o) for o in (*st.outs, *st.results, *st.metrics)),
             })
     return jobs

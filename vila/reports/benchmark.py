@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from vila.models.registry import teacher_name
 from vila.reports.common import NA, fmt
 
 
@@ -52,8 +53,8 @@ def teachers_table(evals: dict[str, Any], frames: list[int]) -> pd.DataFrame:
     """The uniform teachers' accuracy per type (the benchmark's difficulty at each frame budget)."""
     rows = []
     for n in sorted(frames):
-        ev = evals.get(f"uniform_{n}f")
-        row: dict[str, Any] = {"model": f"uniform_{n}f"}
+        ev = evals.get(teacher_name(n))
+        row: dict[str, Any] = {"model": teacher_name(n)}
         if ev:
             row.update({k: fmt(v) for k, v in ev["accuracy"].items()})
             row["key-shot recall"] = fmt(ev.get("selection", {}).get("key_event_recall"), 3, 1.0)

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from vila.config import speedup_key
+from vila.data.metrics import STAR_TYPES
 from vila.data.registry import DATASETS, split_roles
 from vila.io import read_json, read_yaml
+from vila.models.registry import speedup_key
 
 NA = "n/a"
 
@@ -20,7 +21,7 @@ NA = "n/a"
 ROOT_LOCK = Path("requirements.lock")  # the pinned environment of the figures (reports render from the project root)
 
 
-STAR_COLUMNS = {"Interaction": "Int", "Sequence": "Seq", "Prediction": "Pre", "Feasibility": "Fea"}
+STAR_COLUMNS = {t: t[:3] for t in STAR_TYPES}  # the paper's abbreviations: Int, Seq, Pre, Fea
 
 
 NEXTQA_COLUMNS = {"Temporal": "Tem", "Causal": "Cau", "Descriptive": "Des"}
@@ -91,7 +92,7 @@ def fmt(x: Any, digits: int = 1, scale: float = 100.0) -> str:
 
 
 def variant_order(params: dict[str, Any]) -> list[str]:
-    from vila.config import model_names
+    from vila.models.registry import model_names
 
     return model_names(params)
 

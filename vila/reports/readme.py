@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from vila.config import model_names, references, speedup_key
 from vila.data.metrics import headline
 from vila.io import atomic_file, read_json
+from vila.models.registry import model_names, references, speedup_key
 from vila.paths import Paths
 from vila.reports.common import (
     NA,

@@ -46,7 +46,9 @@ def selection_cost(source: str | None, speed: dict[str, Any] | None, uniform: st
 def selection_table(params: dict[str, Any], results: Path, speed: dict[str, Any] | None) -> pd.DataFrame:
     """One row per (selector, k): the shared answerer's accuracy, key-frame recall, the score's AUC on val,
     the chosen hyper-parameters and the selection step's cost."""
-    from vila.config import references, score_source, student_settings
+    from vila.config import student_settings
+    from vila.models.registry import references
+    from vila.selection.registry import score_source
 
     selected, metas = load_selection(results), load_score_meta(results)
     rows = []

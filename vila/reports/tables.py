@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vila.config import references
 from vila.data.convert import read_unified
 from vila.data.metrics import headline
 from vila.io import read_json
+from vila.models.registry import references, sevila_name, teacher_name
 from vila.paths import Paths
 from vila.reports.common import (
     NA,
@@ -153,12 +153,12 @@ def accuracy_vs_frames_figure(params: dict[str, Any], evals: dict[str, Any]) -> 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     xs, ys = [], []
     for n in params["train"]["teacher"]["frames"]:
-        ev = evals.get(f"uniform_{n}f")
+        ev = evals.get(teacher_name(n))
         if ev:
             xs.append(n)
             ys.append(100 * headline(ev["accuracy"]))
     ax.plot(xs, ys, "o-", label="uniform sampling")
-    for name in [*params["variants"], *(f"sevila_{k}f" for k in params["sevila"]["frames"])]:
+    for name in [*params["variants"], *(sevila_name(k) for k in params["sevila"]["frames"])]:
         ev = evals.get(name)
         if ev:
             ax.scatter([ev["frames"]], [100 * headline(ev["accuracy"])], marker="*", s=120,

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from vila.io import read_json
+from vila.models.registry import reader_name
 from vila.paths import Paths
 from vila.reports.common import NA, fmt
 
 
 def trained_models(params: dict[str, Any]) -> list[str]:
     """Every model the DAG trains with validation, in table order (sevila_<k>f are assembled from trained parts)."""
-    from vila.config import LOCALIZERS, SEVILA_K, SEVILA_PRETRAINED, model_kinds, sevila_answerer
+    from vila.models.registry import LOCALIZERS, SEVILA_K, SEVILA_PRETRAINED, model_kinds, sevila_answerer
 
     trained = [n for n, kind in model_kinds(params).items() if kind in ("teacher", "student")]
     return [*trained, SEVILA_PRETRAINED, *LOCALIZERS, *(sevila_answerer(k) for k in params["sevila"]["frames"]),
@@ -23,7 +24,7 @@ def trained_models(params: dict[str, Any]) -> list[str]:
 
 def load_training_metrics(params: dict[str, Any], paths: Paths, selection: bool = False) -> dict[str, dict[str, Any]]:
     """name -> metrics.json of every trained model of Table 1 that exists (selection: the selection study's readers)."""
-    dirs = {f"reader_{k}f": paths.reader(k) for k in params["selection"]["frames"]} if selection else \
+    dirs = {reader_name(k): paths.reader(k) for k in params["selection"]["frames"]} if selection else \
         {name: paths.model(name) for name in trained_models(params)}
     return {name: read_json(d / "metrics.json") for name, d in dirs.items() if (d / "metrics.json").exists()}
 
@@ -67,7 +68,7 @@ def convergence_table(params: dict[str, Any], paths: Paths, selection: bool = Fa
     """Per trained model: the convergence rule's verdict, what stopped it, best and last epoch, best val accuracy."""
     rows = []
     metrics = load_training_metrics(params, paths, selection)
-    names = [f"reader_{k}f" for k in params["selection"]["frames"]] if selection else trained_models(params)
+    names = [reader_name(k) for k in params["selection"]["frames"]] if selection else trained_models(params)
     for name in names:
         m = metrics.get(name)
         if m is None:

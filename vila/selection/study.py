@@ -32,15 +32,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.config import ITM_RULES, PIXEL_SELECTORS, score_source
 from vila.data.dataset import Batcher, QASplit, load_split
 from vila.data.metrics import headline, score
 from vila.device import autocast, device, to_device
 from vila.evaluation.evaluate import frame_scores
 from vila.evaluation.stats import key_frame_auc
 from vila.io import atomic_file, read_json, write_json
+from vila.models.registry import reader_name
 from vila.paths import Paths
 from vila.selection import rules
+from vila.selection.registry import SELECTORS, candidates, score_source
 
 log = logging.getLogger(__name__)
 SCORED_SPLITS = ("val", "test")  # val: hyper-parameters chosen on it; test: the study's figures
@@ -48,10 +49,6 @@ RULE_OF_SELECTOR = {"segment": "segment_argmax", "topk": "topk", "localizer": "t
 
 
 READ_MIX = ("uniform", "random")  # question-blind frame sets only
-
-
-def answerer_name(k: int) -> str:
-    return f"reader_{k}f"
 
 
 def mixed_frames(n: int, total: int, k: int, rng: np.random.Generator, middles: bool = False) -> np.ndarray:
@@ -79,26 +76,8 @@ def run_reader(params: dict[str, Any], frames: int) -> None:
     n_val = len(load_split(paths, "val"))
     val_read = mixed_frames(n_val, total, k, np.random.default_rng([params["selection"]["random_seed"], k]),
                             middles=True)
-    fit_reader(params, k, answerer_name(k), lambda idx, rng: mixed_frames(len(idx), total, k, rng), val_read,
+    fit_reader(params, k, reader_name(k), lambda idx, rng: mixed_frames(len(idx), total, k, rng), val_read,
                out_dir=paths.reader(k))
-
-
-def candidates(selector: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """Hyper-parameter settings to choose among on val ([{}]: nothing to choose)."""
-    if selector == "bolt_its":
-        return [{"exponent": float(e)} for e in cfg["bolt_exponents"]]
-    if selector == "aks":
-        return [{"depth": int(d), "threshold": float(t)} for d in cfg["aks_depths"] for t in cfg["aks_thresholds"]]
-    return [{}]
-
-
-def rule(name: str, hp: dict[str, Any]) -> Callable[[np.ndarray, int], np.ndarray]:
-    """scores [T], k -> k frame indices, by one of vila.selection's rules."""
-    if name == "inverse_transform":
-        return lambda s, k: rules.inverse_transform(s, k, exponent=hp["exponent"])
-    if name == "adaptive_split":
-        return lambda s, k: rules.adaptive_split(s, k, depth=hp["depth"], threshold=hp["threshold"])
-    return getattr(rules, name)
 
 
 # ---- scores ------------------------------------------------------------------------------------------------
@@ -142,7 +121,7 @@ def run_scores(params: dict[str, Any], source: str) -> None:
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {"dataset": params["dataset"], "source": source, "key_frame_auc": {}}
     if source == "backbone":
-        from vila.training.backbone import load_grounding_heads
+        from vila.models.grounding import load_grounding_heads
 
         heads = load_grounding_heads(model, paths.model(source)).to(device())
         meta.update(score="P(the frame shows what the question names): the backbone's grounding head (image-text "
@@ -194,28 +173,34 @@ def load_scores(paths: Paths, source: str, qa: QASplit) -> np.ndarray:
     return scores
 
 
+def rule(name: str, hp: dict[str, Any]) -> Callable[[np.ndarray, int], np.ndarray]:
+    """scores [T], k -> k frame indices: one of rules.py's functions at a setting of its hyper-parameters."""
+    fn = getattr(rules, name)
+    return lambda s, k: fn(s, k, **hp)
+
+
 def choose(selector: str, k: int, qa: QASplit, scores: np.ndarray | None, hp: dict[str, Any], total: int,
            rng: np.random.Generator | None = None, model_rule: str | None = None) -> np.ndarray:
-    """[n, k] frames of every question of a split, in time order. `model_rule`: how the scores' model picks
-    (a trained selector's scores are read by its own rule, at budget k)."""
-    n = len(qa)
-    if selector == "uniform":
+    """[n, k] frames of every question of a split, in time order, by the selector's kind (registry.KINDS).
+    `model_rule`: how the scores' model picks (a trained selector's scores are read by its own rule, at budget k)."""
+    entry, n = SELECTORS[selector], len(qa)
+    if entry.kind == "grid":
         return np.tile(rules.uniform(total, k), (n, 1))
-    if selector == "random":
+    if entry.kind == "chance":
         assert rng is not None
         return np.stack([rules.random_frames(total, k, rng) for _ in range(n)])
-    if selector in PIXEL_SELECTORS:  # question-blind: a statistic of the decoded frames, its top k
+    if entry.kind == "pixels":
         from vila.data.synthqa import BLIND_STATISTICS, top_k_random_ties
 
         if rng is None or qa.frames is None:
             raise ValueError(f"selector {selector}: needs the split's decoded frames and a random generator (ties)")
-        stat = BLIND_STATISTICS[selector]
+        stat = BLIND_STATISTICS[entry.rule]
         return np.stack([top_k_random_ties(stat(np.asarray(qa.frames[row])), k, rng) for row in qa.rows])
-    if selector == "oracle":
+    if entry.kind == "ground_truth":
         if qa.items and "keyframes" not in qa.items[0]:
-            raise ValueError(f"selector oracle: the {qa.name} annotations have no key frames (synthqa has them)")
+            raise ValueError(f"selector {selector}: the {qa.name} annotations have no key frames (synthqa has them)")
         return np.stack([rules.oracle(it["keyframes"], total, k) for it in qa.items])
-    name = ITM_RULES.get(selector, model_rule)
+    name = entry.rule or model_rule
     if scores is None or name is None:
         raise ValueError(f"selector {selector}: needs frame scores and a rule to read them")
     pick = rule(name, hp)
@@ -241,13 +226,13 @@ def run_select(params: dict[str, Any], selector: str, frames: int) -> None:
     cfg = params["selection"]
     paths = Paths.from_params(params)
     total = params["data"]["frames"]
-    answerer = answerer_name(k)
+    answerer = reader_name(k)
     model, tokenizer = load_model(paths.reader(k))
     model.to(device())
     source = score_source(selector, k, params)
     model_rule = read_json(paths.scores_meta(source))["rule"] if source and source != "backbone" else None
     split = params["evaluate"]["split"]
-    qa = load_split(paths, split, features=True, frames=selector in PIXEL_SELECTORS)
+    qa = load_split(paths, split, features=True, frames=SELECTORS[selector].reads_pixels)
     grid = candidates(selector, cfg)
     tuning: list[dict[str, Any]] = []
     best = grid[0]

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.config import model_names, references, speedup_key
 from vila.data.dataset import Batcher, load_split
 from vila.data.sampling import uniform_indices
 from vila.io import write_json
+from vila.models.registry import model_names, references, speedup_key
 from vila.paths import Paths
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,8 @@ records the hash of the backbone it came from, and readers check it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,9 @@ from tqdm import tqdm
 
 from vila.data.prompts import LOCALIZER_MARK, NO, YES, frame_mark
 from vila.device import autocast, device
-from vila.io import atomic_dir, read_json, read_safetensors, sha256_file, stable_hash, write_json
+from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
 from vila.models.build import save_model
+from vila.models.grounding import GROUNDING_HEADS_FILE, GroundingHeads
 from vila.models.modeling import ViLAConfig, ViLAModel
 from vila.models.tokenizer import answer_token_ids
 from vila.models.weights import HOW_TO_GET_WEIGHTS, weights_errors
@@ -37,7 +36,6 @@ from vila.paths import CLIP_SPLITS, Paths
 from vila.training.loop import Parts
 
 log = logging.getLogger(__name__)
-GROUNDING_HEADS_FILE = "grounding_heads.safetensors"  # the embedded backbone's pretraining heads (its ITM score)
 
 
 def prompt_token_ids(tokenizer: Any, frames: int) -> dict[str, Any]:
@@ -90,53 +88,6 @@ def load_instructblip(weights: str | None, preset: str) -> tuple[ViLAModel, Any]
     # the Q-Former reads the instruction with its own tokenizer
     tokenizer.qformer_tokenizer = AutoTokenizer.from_pretrained(path / "qformer_tokenizer", local_files_only=True)
     return model, tokenizer
-
-
-class GroundingHeads(torch.nn.Module):
-    """Pretraining heads on the Q-Former's query outputs, saved beside the backbone (GROUNDING_HEADS_FILE) but
-    never part of a model that answers: the answering models start from the backbone alone.
-
-    BLIP-2 first trains the Q-Former's representation with losses that do not pass through the LLM.
-    Here the first query must ground the object the instruction names (its quadrant, shape, and the
-    colour beside it) and all queries together describe every quadrant. Measured on this benchmark:
-    with the LM loss alone, the from-scratch model stays at chance for 400+ steps, because the T5
-    learns the answer-letter prior and the image pathway never becomes informative.
-    """
-
-    def __init__(self, width: int, queries: int, colours: int, shapes: int) -> None:
-        super().__init__()
-        self.quadrant = torch.nn.Linear(width, 5)
-        self.shape = torch.nn.Linear(width, shapes + 1)
-        self.partner = torch.nn.Linear(width, colours + 1)
-        self.quad_colour = torch.nn.Linear(width * queries, 4 * (colours + 1))
-        self.quad_shape = torch.nn.Linear(width * queries, 4 * (shapes + 1))
-
-    @classmethod
-    def for_model(cls, model: ViLAModel) -> GroundingHeads:
-        from vila.data import synthqa
-
-        bb = model.config.backbone_config
-        return cls(bb.qformer_config.hidden_size, bb.num_query_tokens, len(synthqa.COLOURS), len(synthqa.SHAPES))
-
-    def match_probability(self, queries: torch.Tensor) -> torch.Tensor:
-        """queries [..., Q, D] of (frame, question) -> P(the frame shows the object the question names) [...]: one
-        minus the quadrant head's "absent" class. This is the image-text match of BLIP-2's first stage (ITM:
-        does this image show what the text says), learnt here within the 5-way quadrant loss (absent, or
-        which quadrant) rather than by a separate binary head with mined hard negatives."""
-        return 1.0 - torch.softmax(self.quadrant(queries[..., 0, :]).float(), dim=-1)[..., 0]
-
-    def loss(self, queries: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
-        """queries [N, Q, D] (one row per frame), labels per frame."""
-        ce = torch.nn.functional.cross_entropy
-        first, flat = queries[:, 0], queries.flatten(1)
-        n = queries.shape[0]
-        return (
-            ce(self.quadrant(first), labels["quadrant"])
-            + ce(self.shape(first), labels["shape"])
-            + ce(self.partner(first), labels["partner"])
-            + ce(self.quad_colour(flat).view(n * 4, -1), labels["quad_colour"].reshape(-1))
-            + ce(self.quad_shape(flat).view(n * 4, -1), labels["quad_shape"].reshape(-1))
-        )
 
 
 class Pretraining(torch.nn.Module):
@@ -261,19 +212,6 @@ def extract_features(model: ViLAModel, paths: Paths, out: Path, backbone_hash: s
     write_json(out / "meta.json", {"backbone_sha256": backbone_hash, "dtype": "float16"})
 
 
-def load_grounding_heads(model: ViLAModel, model_dir: Path) -> GroundingHeads:
-    """The backbone's grounding heads (the embedded backbone's ITM score); an InstructBLIP checkpoint has none."""
-    path = model_dir / GROUNDING_HEADS_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no image-text matching head. The embedded backbone saves its grounding heads there (rerun the "
-            "backbone stage); InstructBLIP checkpoints carry no ITM head (BLIP-2's stage-1 Q-Former does): the "
-            "ITM-based selectors need one")
-    heads = GroundingHeads.for_model(model)
-    heads.load_state_dict(read_safetensors(path))
-    return heads.eval()
-
-
 def backbone_hash(model_dir: Path) -> str:
     return sha256_file(model_dir / "model.safetensors")
 
@@ -316,21 +254,3 @@ def run(params: dict[str, Any]) -> None:
     with atomic_dir(paths.features_dir) as tmp:
         extract_features(model.to(device()), paths, tmp, digest)
     log.info("backbone: done in %.1f s (%s)", time.perf_counter() - started, metrics)
-
-
-def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
-    """sha256 of the tiny backbone's weights after `steps` steps of its frame-set pretraining (no video, no
-    files): the same string wherever the kernels compute the same bits. A few seconds on one core."""
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = embedded_backbone(seed)
-    params = {"seed": seed, "data": {"synthqa": {"size": 32}, "workers": 0},
-              "backbone": {"steps": steps, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.01, "warmup_steps": 1,
-                           "checkpoint_every": steps, "max_frames": 4}}
-    with tempfile.TemporaryDirectory(prefix="vila-fingerprint-") as ckpt:
-        pretrain_embedded(model, tokenizer, params, Path(ckpt))
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()

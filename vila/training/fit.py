@@ -25,7 +25,8 @@ from vila.evaluation.evaluate import accuracy
 from vila.io import atomic_dir, stable_hash, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
-from vila.paths import Paths
+from vila.models.registry import teacher_name
+from vila.paths import LIVE_DIR, Paths
 from vila.training.backbone import check_features
 from vila.training.loop import EvalFn, LoadFn, LossFn, TrainSettings, train
 
@@ -68,7 +69,7 @@ def fit_and_save(
         metrics = train(
             model, param_groups, len(train_batcher.qa), *load_and_loss,
             eval_fn or (lambda: accuracy(model, val_batcher, params["evaluate"]["batch_size"], read=val_read)),
-            settings, ckpt, out / "dvclive" if out else None, desc=name, workers=params["data"]["workers"],
+            settings, ckpt, out / LIVE_DIR if out else None, desc=name, workers=params["data"]["workers"],
             val_size=len(val_batcher.qa),
             chance=chance if chance is not None else float(np.mean([1 / it["num_option"] for it in val_batcher.qa.items])),
         )
@@ -96,7 +97,7 @@ def _remove_tree(path: Path) -> None:
 def run_teacher(params: dict[str, Any], frames: int) -> None:
     if frames not in params["train"]["teacher"]["frames"]:
         raise ValueError(f"--frames {frames}: not in train.teacher.frames {params['train']['teacher']['frames']}")
-    fit_uniform(params, frames, f"uniform_{frames}f")
+    fit_uniform(params, frames, teacher_name(frames))
 
 
 # pick(question indices [B] into the train split, rng) -> [B, k] grid frames each question is read with

@@ -16,7 +16,7 @@ Its whole public recipe, in order (one stage each; every training by the one loo
    refined Localizer scores the frames of every train and val question once; the Answerer for each k is fine-tuned
    from the backbone on the Localizer's top-k frames of each question, in time order, after `Frame {i}: `, and
    validated on the same kind of frames of the val questions.
-`sevila_<k>f` = that Answerer + the Localizer. The ablations (config.SEVILA_ABLATIONS) drop one piece each: the
+`sevila_<k>f` = that Answerer + the Localizer. The ablations (registry.SEVILA_ABLATIONS) drop one piece each: the
 Localizer without pre-training, the Localizer refined on the labels of an Answerer fine-tuned on uniform frames
 (`uniform_answerer`, this project's recipe before), and the uniform-trained Answerer reading the full Localizer's
 frames.
@@ -31,14 +31,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vila.config import LOCALIZERS, SEVILA_ABLATIONS, SEVILA_K, SEVILA_PRETRAINED
-from vila.config import sevila_answerer as answerer_name
 from vila.data.dataset import Batcher, load_split
 from vila.device import autocast, device, to_device
 from vila.evaluation.stats import key_frame_auc
 from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
 from vila.models.build import derive, load_model, save_model
-from vila.models.modeling import ViLAModel, top_k_in_time_order
+from vila.models.localizer import top_k_in_time_order
+from vila.models.modeling import ViLAModel
+from vila.models.registry import LOCALIZERS, SEVILA_ABLATIONS, SEVILA_K, SEVILA_PRETRAINED, sevila_name
+from vila.models.registry import sevila_answerer as answerer_name
 from vila.paths import Paths
 from vila.training.backbone import check_features
 from vila.training.fit import fit_and_save, fit_reader, fit_uniform, place_for_training
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 LOCALIZED_SPLITS = ("train", "val")  # the splits whose Localizer scores the Answerer trains and validates on
 PRETRAINED = SEVILA_PRETRAINED
 LABELLERS = {"zero_shot": "backbone", "uniform_answerer": answerer_name(SEVILA_K, uniform=True)}  # -> their model
-
-
-def sevila_name(frames: int) -> str:
-    return f"sevila_{frames}f"
 
 
 def check_keyframes(params: dict[str, Any], frames: int) -> None:
@@ -67,7 +64,7 @@ def run_localize(params: dict[str, Any]) -> None:
     cached for the Answerers of every k, and of the evaluation split's questions, which every SeViLA model with
     this Localizer then reads instead of scoring them again (evaluate checks the Localizer's weights match)."""
     from vila.evaluation.evaluate import frame_scores
-    from vila.models.modeling import localizer_digest
+    from vila.models.localizer import localizer_digest
 
     paths = Paths.from_params(params)
     check_features(paths, paths.model("backbone"))
@@ -141,7 +138,7 @@ def label_quality(items: list[dict[str, Any]], labels: np.ndarray) -> dict[str, 
 
 
 PSEUDO_LABELLED = ("train", "val")  # train: what the Localizer learns; val: what it is validated on
-MAIN_LOCALIZER = "sevila_localizer"  # the full recipe's (config.LOCALIZERS)
+MAIN_LOCALIZER = "sevila_localizer"  # the full recipe's (registry.LOCALIZERS)
 
 
 def labeller_model(paths: Paths, labeller: str, total: int) -> tuple[ViLAModel, Any, Any]:
@@ -298,7 +295,7 @@ def run_localizer_pretrain(params: dict[str, Any]) -> None:
 
 
 def run_localizer(params: dict[str, Any], recipe: str) -> None:
-    """SeViLA's self-refinement: a Localizer (config.LOCALIZERS[recipe]: pre-trained or not) learns the
+    """SeViLA's self-refinement: a Localizer (registry.LOCALIZERS[recipe]: pre-trained or not) learns the
     pseudo-labels of its labeller on the training questions, validated on the val questions' labels."""
     if recipe not in LOCALIZERS:
         raise ValueError(f"--recipe {recipe}: one of {', '.join(LOCALIZERS)}")
@@ -338,7 +335,7 @@ def run_sevila(params: dict[str, Any], frames: int) -> None:
 
 
 def run_sevila_ablation(params: dict[str, Any], ablation: str) -> None:
-    """One of config.SEVILA_ABLATIONS: its Answerer + its Localizer."""
+    """One of registry.SEVILA_ABLATIONS: its Answerer + its Localizer."""
     if ablation not in SEVILA_ABLATIONS:
         raise ValueError(f"--ablation {ablation}: one of {', '.join(SEVILA_ABLATIONS)}")
     assemble(params, ablation, *SEVILA_ABLATIONS[ablation])

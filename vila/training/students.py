@@ -3,7 +3,7 @@
 re_weight: the student starts as the 4-frame model plus a teacher branch copied from the 32-frame model, and the
 frozen branch's targets of every training question are computed once. Students: Frame-Prompter selection of K of
 T frames, LM loss + distill_weight * MSE against the teacher branch's tokens + relevance_weight * the
-cross-entropy from the teacher's frame relevance to the Prompter (ours; modeling.relevance_loss).
+cross-entropy from the teacher's frame relevance to the Prompter (ours; prompter.relevance_loss).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vila.device import autocast, device, to_device
 from vila.io import atomic_dir, read_safetensors, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
+from vila.models.registry import STUDENT_INIT, reweight_teachers
 from vila.paths import Paths
 from vila.training.backbone import check_features
 from vila.training.fit import fit_and_save, place_for_training
@@ -42,8 +43,9 @@ def run_reweight(params: dict[str, Any]) -> None:
     paths = Paths.from_params(params)
     s = params["train"]["student"]
     total = params["data"]["frames"]
-    small, tokenizer = load_model(paths.model(f"uniform_{s['select']}f"))
-    teacher, _ = load_model(paths.model(f"uniform_{total}f"))
+    small_name, large_name = reweight_teachers(params)
+    small, tokenizer = load_model(paths.model(small_name))
+    teacher, _ = load_model(paths.model(large_name))
     model, report = build_student_init(small, teacher, s, total, params["seed"])
     check_features(paths, paths.model("backbone"))
     train_b = Batcher(tokenizer, load_split(paths, "train", features=True))
@@ -57,14 +59,14 @@ def run_reweight(params: dict[str, Any]) -> None:
     report["teacher_targets"] = {"relevance": list(targets["relevance"].shape),
                                  "val_relevance": list(targets["val_relevance"].shape),
                                  "distill": list(targets["distill"].shape) if distill else "computed every step (too large)"}
-    with atomic_dir(paths.model("vila_init")) as out:
+    with atomic_dir(paths.model(STUDENT_INIT)) as out:
         save_model(model.cpu(), tokenizer, out)
         from safetensors.numpy import save_file
 
         save_file(targets, str(out / TARGETS_FILE))
         write_json(out / "reweight.json", report)
-    log.info("reweight: copied %d tensors from uniform_%df, %d into the teacher branch from uniform_%df; fresh: %s",
-             len(report["from_student"]), s["select"], len(report["from_teacher"]), total, report["fresh"])
+    log.info("reweight: copied %d tensors from %s, %d into the teacher branch from %s; fresh: %s",
+             len(report["from_student"]), small_name, len(report["from_teacher"]), large_name, report["fresh"])
 
 
 def build_student_init(
@@ -139,7 +141,7 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     paths = Paths.from_params(params)
     s = student_settings(params, variant)
     check_features(paths, paths.model("backbone"))
-    init, tokenizer = load_model(paths.model("vila_init"))
+    init, tokenizer = load_model(paths.model(STUDENT_INIT))
     torch.manual_seed(params["seed"])
     model = derive(
         init, frames=s["select"], selector=s["selector"], gate=s["gate"], selector_input=s["selector_input"],
@@ -160,9 +162,9 @@ def run_student(params: dict[str, Any], variant: str) -> None:
     # which trains, and augmented frames change the ViT tokens every step: those compute their own.
     cached = {}
     if not s["released_teacher_qformer"]:
-        cached = read_safetensors(paths.model("vila_init") / TARGETS_FILE, framework="numpy")
+        cached = read_safetensors(paths.model(STUDENT_INIT) / TARGETS_FILE, framework="numpy")
         if cached["relevance"].shape[0] != len(train_b.qa):
-            raise ValueError(f"{paths.model('vila_init') / TARGETS_FILE}: {cached['relevance'].shape[0]} questions, "
+            raise ValueError(f"{paths.model(STUDENT_INIT) / TARGETS_FILE}: {cached['relevance'].shape[0]} questions, "
                              f"the train split has {len(train_b.qa)}; rerun reweight")
     # From the un-augmented features also under data.augment: the target is which frame matters, not pixels.
     relevance = None

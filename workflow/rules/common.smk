@@ -7,13 +7,14 @@ import yaml
 
 from snakemake.exceptions import WorkflowError
 
-from vila.config import SEVILA_ABLATIONS, ParamsError, lookup
+from vila.config import ParamsError, lookup
 from vila.config import validate as validate_params
 from vila.io import read_yaml
+from vila.models.registry import SEVILA_ABLATIONS
 from vila.models.weights import digest_cache, weights_digest
 from vila.pipeline.closure import stage_code
 from vila.pipeline.runner import WorkspaceBusy, hold_for_snakemake
-from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, stage_by_name
+from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, fill_params, stage_by_name
 
 def run_params():
     """The params file every job of this run reads: params.yaml, or, when --config/--configfile override it, the
@@ -95,8 +96,9 @@ def weights_sha256():
 
 
 def concrete(path):
-    """A stage-list path for this dataset; {frames}/{variant}/{keyframes}/{seed} stay Snakemake wildcards."""
-    return path.replace("{dataset}", DATASET)
+    """A stage-list path with this run's params ({dataset}, ...); {frames}/{variant}/{keyframes}/{seed} stay
+    Snakemake wildcards."""
+    return fill_params(path, config)
 
 
 def stage_inputs(stage):
@@ -161,7 +163,7 @@ def stage_priority(stage):
     """The order in which ready jobs start (higher first; vila/pipeline/stages.py): the heads of the long chains
     first, so that short jobs fill the cores around them."""
     if callable(stage.priority):
-        return lambda wildcards, stage=stage: stage.priority(dict(wildcards.items()))
+        return lambda wildcards, stage=stage: stage.priority(dict(wildcards.items()), config)
     return stage.priority
 
 
