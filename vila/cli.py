@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vila.data.registry import DATASETS, REAL
-from vila.paths import FULLSIZE_SPEED
+from vila.paths import FULLSIZE_SPEED, LOGS_DIR
 from vila.pipeline.runner import HOLDER_ENV, WorkspaceBusy, describe, hold_workspace
 from vila.pipeline.stages import stage_by_name
 
@@ -216,7 +216,7 @@ def save_traceback(command: str) -> Path:
     import traceback
 
     name = f"vila-{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-    for folder in (Path("logs") / "tracebacks", Path(tempfile.gettempdir())):
+    for folder in (LOGS_DIR / "tracebacks", Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(traceback.format_exc())

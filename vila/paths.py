@@ -23,7 +23,20 @@ CLIP_SPLITS = (*SPLITS, MOMENTS_SPLIT)
 STUDY = Path("study")  # the seed study: its dvc.yaml, each seed's outputs, the summary across seeds
 STUDY_SEEDS = STUDY / "seeds"
 FULLSIZE_SPEED = Path("results") / "fullsize" / "speed.json"  # `vila fullsize-speed`: the full-size architecture
+LOGS_DIR = Path("logs")  # each job's log (logs/<dataset>/<job>.log, Snakemake's), tracebacks/ (vila's)
 LIVE_DIR = "dvclive"  # a trained model's DVCLive log, inside its directory (its training curves)
+PAPER_FIGURES = Path("paper-figures.yaml")  # the paper's reference figures (the reports and the verdicts read them)
+NOTEBOOKS_DIR, REPORTS_DIR = Path("notebooks"), Path("reports")  # notebooks/<name>.ipynb renders reports/<name>.html
+# The `report` stage's pages (the seed and selection studies render their own: seeds, selection)
+REPORT_PAGES = ("index", "table1", "table2", "speed", "training", "benchmark")
+
+
+def notebook(name: str) -> Path:
+    return NOTEBOOKS_DIR / f"{name}.ipynb"
+
+
+def report(name: str) -> Path:
+    return REPORTS_DIR / f"{name}.html"
 
 
 def study_root(seed: int | str) -> Path:
@@ -45,6 +58,9 @@ class Paths:
 
     def for_seed(self, seed: int | None) -> Paths:
         return Paths(self.dataset, self.raw_root, seed)
+
+    def job_log(self, job: str) -> Path:  # a Snakemake job's log: its stage name and wildcards
+        return LOGS_DIR / self.dataset / f"{job}.log"
 
     @property
     def raw(self) -> Path:  # real datasets: official files and videos, placed by the user

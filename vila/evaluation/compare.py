@@ -40,7 +40,7 @@ from vila.evaluation.stats import (
 )
 from vila.io import read_json, read_yaml, write_json
 from vila.models.registry import references, speedup_key, teacher_name
-from vila.paths import Paths
+from vila.paths import PAPER_FIGURES, Paths
 
 log = logging.getLogger(__name__)
 PAPER_BENCHMARK = {"STAR": "star", "NExT-QA": "nextqa", "VLEP": "vlep"}  # paper-figures.yaml key -> dataset
@@ -236,7 +236,7 @@ def run(params: dict[str, Any]) -> None:
     evals = {p.stem: read_json(p) for p in sorted(paths.eval_dir.glob("*.json"))}
     items = read_unified(paths.annotations(split))
     speed = read_json(paths.speed_json) if paths.speed_json.exists() else None
-    paper = read_yaml("paper-figures.yaml", "the paper's reference figures")
+    paper = read_yaml(PAPER_FIGURES, "the paper's reference figures")
     cfg = params["compare"]
     out = {"dataset": params["dataset"], "split": split,
            **compare(evals, items, speed, paper, cfg["resamples"], cfg["seed"], references(params), params["dataset"],

@@ -17,17 +17,15 @@ import logging
 import platform
 import subprocess
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from vila.io import atomic_file, read_json, sha256_file, stable_hash
-from vila.paths import Paths
+from vila.paths import PAPER_FIGURES, REPORT_PAGES, REPORTS_DIR, Paths, notebook, report
 from vila.reports.common import NA, ROOT_LOCK, split_roles_of
 
 log = logging.getLogger(__name__)
 
 
-REPORTS = ("index", "table1", "table2", "speed", "training", "benchmark")  # the `report` stage's; `seeds` and `selection` render their own
 
 
 # ---- provenance ----
@@ -136,7 +134,7 @@ def render_html(notebook: Any, title: str, footer: str) -> str:
 
 def run_reports(params: dict[str, Any], params_file: str = "params.yaml") -> None:
     """The `report` stage: the summary page and Table 1's reports."""
-    render(REPORTS, params, params_file)
+    render(REPORT_PAGES, params, params_file)
 
 
 def run_seeds(params: dict[str, Any], params_file: str = "params.yaml") -> None:
@@ -160,23 +158,22 @@ def render(names: tuple[str, ...], params: dict[str, Any], params_file: str = "p
     import papermill as pm
 
     paths = Paths.from_params(params)
-    notebooks = Path("notebooks")
     for name in names:
-        src = notebooks / f"{name}.ipynb"
+        src = notebook(name)
         if not src.exists():
             raise FileNotFoundError(f"{src}: report notebook missing")
-        with atomic_file(Path("reports") / f"{name}.executed.ipynb") as executed:
+        with atomic_file(REPORTS_DIR / f"{name}.executed.ipynb") as executed:
             try:
                 pm.execute_notebook(
                     str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
                     parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
-                                "paper_figures": "paper-figures.yaml", "params_file": str(params_file)},
+                                "paper_figures": str(PAPER_FIGURES), "params_file": str(params_file)},
                 )
             except pm.PapermillExecutionError as e:  # the cell's own one-line error (our readers name the file)
                 raise ValueError(f"{src}: {e.ename}: {' '.join(str(e.evalue).split())}") from None
             nb = nbformat.read(executed, as_version=4)
             title = f"{name}: {params['dataset']}"
-            with atomic_file(Path("reports") / f"{name}.html") as out:
+            with atomic_file(report(name)) as out:
                 out.write_text(render_html(nb, title, provenance_html(params, name, paths)))
-        Path("reports", f"{name}.executed.ipynb").unlink(missing_ok=True)
-        log.info("report: reports/%s.html", name)
+        (REPORTS_DIR / f"{name}.executed.ipynb").unlink(missing_ok=True)
+        log.info("report: %s", report(name))

@@ -12,6 +12,8 @@ from vila.config import validate as validate_params
 from vila.io import read_yaml
 from vila.models.registry import SEVILA_ABLATIONS
 from vila.models.weights import digest_cache, weights_digest
+from vila.paths import REPORT_PAGES, Paths
+from vila.paths import report as report_page  # Snakemake has its own report()
 from vila.pipeline.closure import stage_code
 from vila.pipeline.runner import WorkspaceBusy, hold_for_snakemake
 from vila.pipeline.stages import ALL_STAGES, STAGES, expand as expand_jobs, fill_params, stage_by_name
@@ -126,12 +128,12 @@ def stage_inputs(stage):
 
 # Snakemake's own report (`make report`): the key outputs, each with its caption (workflow/report/)
 REPORTED = {
-    "reports/table1.html": ("table1.rst", "Table 1"),
-    f"results/{DATASET}/comparisons.json": ("claims.rst", "Claims"),
-    "reports/training.html": ("training.rst", "Training"),
-    "reports/benchmark.html": ("benchmark.rst", "Benchmark"),
-    "reports/seeds.html": ("seeds.rst", "Seed study"),
-    "reports/selection.html": ("selection.rst", "Selection study"),
+    str(report_page("table1")): ("table1.rst", "Table 1"),
+    str(Paths(DATASET).comparisons_json): ("claims.rst", "Claims"),
+    str(report_page("training")): ("training.rst", "Training"),
+    str(report_page("benchmark")): ("benchmark.rst", "Benchmark"),
+    str(report_page("seeds")): ("seeds.rst", "Seed study"),
+    str(report_page("selection")): ("selection.rst", "Selection study"),
 }
 
 
@@ -150,7 +152,7 @@ def stage_outputs(stage):
 def stage_log(stage):
     """The job's own log file (what the command wrote to stdout and stderr), one per job: its wildcards are in the name."""
     job = "".join(f"_{{{w}}}" for w in stage.wildcards)
-    return f"logs/{DATASET}/{stage.name}{job}.log"
+    return str(Paths(DATASET).job_log(f"{stage.name}{job}"))
 
 
 def stage_benchmark(stage):

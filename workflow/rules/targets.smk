@@ -1,19 +1,16 @@
-REPORTS = [Path(o).stem for o in stage_by_name("report").outs]
-
-
 rule reproduce_table1:
     input:
-        "reports/table1.html",
+        str(report_page("table1")),
 
 
 rule reproduce_table2:
     input:
-        "reports/table2.html",
+        str(report_page("table2")),
 
 
 rule reproduce_speed:
     input:
-        "reports/speed.html",
+        str(report_page("speed")),
 
 
 # The seed study: the claims' models at each of seeds_study besides `seed` (whose models are Table 1's), each seed with
@@ -21,17 +18,17 @@ rule reproduce_speed:
 # timed in the README's Cost section.
 rule reproduce_seeds:
     input:
-        "reports/seeds.html",
+        str(report_page("seeds")),
 
 
 # The selection study: every selector of selection.selectors at each k of selection.frames, read by the same
 # answerer (vila/selection/study.py). Not part of `all`: its own target, timed in the README.
 rule reproduce_selection:
     input:
-        "reports/selection.html",
+        str(report_page("selection")),
 
 
 rule all:
     input:
-        expand("reports/{name}.html", name=REPORTS),
+        [str(report_page(name)) for name in REPORT_PAGES],  # the report stage's pages
     default_target: True
