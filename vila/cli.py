@@ -80,14 +80,14 @@ def cmd_stage(args: argparse.Namespace) -> None:
     """Find the stage job whose command this is (the stage list, expanded with the params: `vila evaluate --variant
     uniform_4f` is evaluate_teacher's job at frames 4) and run its entry point with the command's options."""
     from vila.config import load_params
-    from vila.pipeline.stages import job_values
+    from vila.pipeline.stages import fill_params, job_values
 
     params = load_params(args.params)
     given = {k: str(v) for k, v in vars(args).items() if k in args.options and v is not None}
     known = []
     for stage in stage_commands()[args.words]:
         for values in job_values(params, stage):
-            concrete = stage.cmd.format(dataset=params["dataset"], **values)
+            concrete = fill_params(stage.cmd, params).format(**values)
             options = command_parts(concrete)[1]
             if options == given:
                 kwargs = {k: int(v) if v.isdigit() else v for k, v in options.items()}

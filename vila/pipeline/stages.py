@@ -8,10 +8,12 @@ A stage names its entry point, `module:function`, which its command calls with t
 arguments (`vila train teacher --frames 4` -> vila.training.fit:run_teacher(params, frames=4)): a rule, its `vila`
 command, the function that does the work.
 
-Placeholders: {dataset} (params.yaml), {frames} (each of train.teacher.frames), {variant} (each key
-of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of seeds_study), {budget} (each k of
-selection.frames), {scorer} and {selector} (selection.scorers, selection.selectors). Params are listed as finely
-as each stage reads them, so DVC reruns only what a changed key can affect.
+Placeholders: one value per run, from params (PARAM_PLACEHOLDERS): {dataset}, {student_frames}
+(train.student.select), {data_frames} (data.frames); one value per job (wildcards): {frames} (each of
+train.teacher.frames), {variant} (each key of `variants`), {keyframes} (each k of sevila.frames), {seed} (each of
+seeds_study), {budget} (each k of selection.frames), {scorer} and {selector} (selection.scorers,
+selection.selectors). Every path is vila/paths.py's. Params are listed as finely as each stage reads them, so DVC
+reruns only what a changed key can affect.
 
 The seed study is derived from the same list: every stage marked `seeded` (what a training seed changes: the
 models, their evaluations, the comparisons) has a `<name>_seeds` twin that runs the same command at
@@ -155,7 +157,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("reweight", "vila reweight",
           entry="vila.training.students:run_reweight",
           priority=25,
-          help="student init = 4-frame model + 32-frame teacher branch, and the branch's targets per question",
+          help="student init = the train.student.select-frame teacher + the data.frames-frame teacher's branch; its targets",
           deps=(P.model(teacher_name("{student_frames}")), P.model(teacher_name("{data_frames}")), P.model("backbone"),
                 P.features_dir, P.frames_dir),
           params=("seed", "cpu_isa", "threads.train", "data.frames", "evaluate.batch_size", "train.student.select",
@@ -171,7 +173,7 @@ STAGES: tuple[Stage, ...] = (
                   CONVERGENCE, "variants.{variant}", *(f"train.student.{k}" for k in (*OPTIM_KEYS, *STUDENT_KEYS))),
           outs=(P.model("{variant}"),), foreach="variant",
           threads="train", seeded=True, resources=(("gpu", 1), ("mem_mb", 64000), ("runtime", 720))),
-    Stage("evaluate_teacher", "vila evaluate --variant uniform_{frames}f",
+    Stage("evaluate_teacher", f"vila evaluate --variant {teacher_name('{frames}')}",
           help="accuracy per type, key-frame recall and predictions of a uniform teacher on the test split",
           entry="vila.evaluation.evaluate:run",
           deps=(P.model(teacher_name("{frames}")), P.features_dir, P.dataset_dir),
@@ -242,7 +244,7 @@ STAGES: tuple[Stage, ...] = (
           params=("data.frames",),
           outs=(P.model(sevila_name("{keyframes}")),), foreach="keyframes",
           threads="train", seeded=True, resources=(("mem_mb", 16000), ("runtime", 30))),
-    Stage("evaluate_sevila", "vila evaluate --variant sevila_{keyframes}f",
+    Stage("evaluate_sevila", f"vila evaluate --variant {sevila_name('{keyframes}')}",
           help="accuracy per type, key-frame recall, the Localizer's choices and predictions of sevila_<k>f",
           entry="vila.evaluation.evaluate:run",
           priority=10,
@@ -357,8 +359,8 @@ def _shared_outputs(stages: tuple[Stage, ...]) -> set[str]:
 
 def study_path(path: str, seeded: set[str]) -> str:
     """A seeded stage's output (or a folder holding some) at {seed}; anything else is shared by every seed. An
-    output template matches any value of its placeholders (reweight reads models/{dataset}/uniform_4f, which
-    the teacher stage writes as models/{dataset}/uniform_{frames}f)."""
+    output template matches any value of its placeholders (reweight reads models/{dataset}/uniform_{student_frames}f,
+    which the teacher stage writes as models/{dataset}/uniform_{frames}f)."""
     def pattern(template: str) -> str:
         parts = re.split(r"(\{\w+\})", template)
         return "".join(r"[^/]+" if re.fullmatch(r"\{\w+\}", x) and x != "{dataset}" else re.escape(x) for x in parts)

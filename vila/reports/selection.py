@@ -3,6 +3,7 @@ between selectors."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ import pandas as pd
 from vila.data.metrics import headline
 from vila.io import read_json
 from vila.reports.common import NA, fmt, interval_text
+from vila.selection.registry import SELECTORS
 
 
 # ---- the selection study (vila/selection/study.py) ----
+def selectors_html(params: dict[str, Any]) -> str:
+    """What each selector of the run reads and how it picks, from its registry entry (vila/selection/registry.py)."""
+    return "; ".join(f"<i>{name}</i>: {html.escape(SELECTORS[name].what)}" for name in params["selection"]["selectors"])
+
+
 def load_selection(results: Path) -> dict[str, dict[str, Any]]:
     """select_<selector>_<k>f -> its eval-contract JSON (results/<dataset>/selection/*.json)."""
     return {(d := read_json(p))["variant"]: d for p in sorted((results / "selection").glob("*.json"))}
@@ -119,8 +126,8 @@ def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
             if not ev or "keyframe_recall" not in ev.get("selection", {}):
                 continue
             x, y = ev["selection"]["keyframe_recall"], 100 * headline(ev["accuracy"])
-            if selector in ("oracle", "uniform"):
-                ax.axhline(y, color="grey", ls="--" if selector == "oracle" else ":", lw=1)
+            if SELECTORS[selector].kind in ("ground_truth", "grid"):  # the ceiling and the baseline: reference lines
+                ax.axhline(y, color="grey", ls="--" if SELECTORS[selector].kind == "ground_truth" else ":", lw=1)
             ax.scatter([x], [y], s=50, zorder=3)
             ax.annotate(selector, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_title(f"k = {k}: reader_{k}f reads each selector's frames", fontsize=9)

@@ -199,7 +199,7 @@ def selection_figure(params: dict[str, Any], evals: dict[str, Any], paths: Paths
     items = {it["qid"]: it for it in read_unified(paths.annotations(params["evaluate"]["split"]))}
     index = read_json(paths.frames_dir / f"{params['evaluate']['split']}.index.json")
     frames = np.load(paths.frames_dir / f"{params['evaluate']['split']}.npy", mmap_mode="r")
-    uniform = (evals.get("uniform_4f") or {}).get("selection", {}).get("chosen", {})
+    uniform = (evals.get(teacher_name(ev["frames"])) or {}).get("selection", {}).get("chosen", {})
     from vila.data.dataset import clip_id
     from vila.evaluation.evaluate import interleave_types
 

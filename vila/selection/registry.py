@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vila.models.registry import SPEED_REFERENCE
+
 # How a selector picks (vila/selection/study.py:choose): the uniform grid; chance; the ground truth; a question-blind
 # statistic of the decoded frames (`rule`: a key of vila.data.synthqa.BLIND_STATISTICS), its top k; or a rule on
 # cached frame scores (`rule`: a function of vila/selection/rules.py, None: the scores' model's own rule).
@@ -26,7 +28,8 @@ class Selector:
     rule: str | None = None
     # whose frame scores it reads at budget k: None, "backbone" (its image-text match) or a model of the DAG
     scores: str | Callable[[int, dict[str, Any]], str] | None = None
-    grid: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda cfg: [{}]  # settings chosen on val (params' selection)
+    # the settings to choose among on val, from params' `selection` ([{}]: nothing to choose)
+    grid: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda cfg: [{}]
 
     @property
     def reads_pixels(self) -> bool:  # it needs the split's decoded frames
@@ -48,27 +51,27 @@ def _aks_grid(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 _TABLE = (
-    Selector("uniform", "the grid: the middle frame of each of k equal intervals", "grid"),
-    Selector("random", "k distinct frames at random (selection.random_seed)", "chance"),
-    Selector("oracle", "the ground-truth key frames (the ceiling of selection)", "ground_truth"),
-    Selector("object_pixels", "question-blind: the k frames with the most pixels off the background", "pixels",
-             rule="object_pixels"),
-    Selector("frame_difference", "question-blind: the k frames that differ most from the one before", "pixels",
-             rule="frame_difference"),
-    Selector("similarity_topk", "the backbone's image-text match, its k highest", "scores", rule="topk",
-             scores="backbone"),
-    Selector("bolt_its", "BOLT: inverse transform sampling of the image-text match (exponent chosen on val)",
-             "scores", rule="inverse_transform", scores="backbone", grid=_bolt_grid),
-    Selector("aks", "AKS: judge-and-split of the image-text match (depth and threshold chosen on val)", "scores",
-             rule="adaptive_split", scores="backbone", grid=_aks_grid),
-    Selector("sevila_localizer", "SeViLA's Localizer: its 'yes' logit per frame, top k", "scores",
-             scores="sevila_4f"),
-    Selector("vila_prompter", "ViLA's Frame-Prompter (text gate): its gate scores by its own rule", "scores",
+    Selector("uniform", "the uniform-k grid (the middle frame of each of k equal intervals)", "grid"),
+    Selector("random", "k frames at random (seeded: selection.random_seed)", "chance"),
+    Selector("oracle", "the benchmark's ground-truth key frames, padded from the uniform grid (the ceiling of "
+             "selection)", "ground_truth"),
+    Selector("object_pixels", "question-blind: the k frames with the most pixels off the background (ties at random)",
+             "pixels", rule="object_pixels"),
+    Selector("frame_difference", "question-blind: the k frames that differ most from the frame before (ties at "
+             "random)", "pixels", rule="frame_difference"),
+    Selector("similarity_topk", "training-free: the k highest of the backbone's image-text-match score", "scores",
+             rule="topk", scores="backbone"),
+    Selector("bolt_its", "training-free: BOLT's inverse transform sampling of the image-text-match score (exponent "
+             "chosen on val)", "scores", rule="inverse_transform", scores="backbone", grid=_bolt_grid),
+    Selector("aks", "training-free: AKS's adaptive split of the image-text-match score (depth and threshold chosen "
+             "on val)", "scores", rule="adaptive_split", scores="backbone", grid=_aks_grid),
+    Selector("sevila_localizer", "SeViLA's Localizer, top k by its 'yes' logit", "scores", scores=SPEED_REFERENCE),
+    Selector("vila_prompter", "ViLA's Frame-Prompter (text gate) by its own rule (one frame per segment)", "scores",
              scores=_prompter_scores),
-    Selector("vila_prompter_visual", "ViLA's Frame-Prompter with the visual gate", "scores",
-             scores="vila_4f_visual_gate"),
-    Selector("vila_fast", "ViLA's Prompter that selects before the ViT (vila_4f_fast)", "scores",
-             scores="vila_4f_fast"),
+    Selector("vila_prompter_visual", "ViLA's Frame-Prompter with the released visual gate, by its own rule",
+             "scores", scores="vila_4f_visual_gate"),
+    Selector("vila_fast", "ViLA's Prompter that selects before the ViT (cheap patch embeddings), by its own rule",
+             "scores", scores="vila_4f_fast"),
 )
 SELECTORS: dict[str, Selector] = {s.name: s for s in _TABLE}
 

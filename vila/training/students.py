@@ -1,7 +1,7 @@
 """ViLA: re_weight and the students.
 
-re_weight: the student starts as the 4-frame model plus a teacher branch copied from the 32-frame model, and the
-frozen branch's targets of every training question are computed once. Students: Frame-Prompter selection of K of
+re_weight: the student starts as the teacher at its own budget (train.student.select frames: 4 by default) plus a
+teacher branch copied from the teacher reading every sampled frame (data.frames: 32), and the frozen branch's targets of every training question are computed once. Students: Frame-Prompter selection of K of
 T frames, LM loss + distill_weight * MSE against the teacher branch's tokens + relevance_weight * the
 cross-entropy from the teacher's frame relevance to the Prompter (ours; prompter.relevance_loss).
 """
@@ -37,8 +37,8 @@ def tau_at(step: int, start: float, end: float, steps: int) -> float:
 
 
 def run_reweight(params: dict[str, Any]) -> None:
-    """Student checkpoint = the 4-frame model + the teacher branch (Q-Former, query tokens,
-    projection) of the 32-frame model. The Prompter and the token-axis layer start fresh. Beside it, the teacher
+    """Student checkpoint = the train.student.select-frame model + the teacher branch (Q-Former, query tokens,
+    projection) of the data.frames-frame model (registry.reweight_teachers). The Prompter and the token-axis layer start fresh. Beside it, the teacher
     branch's targets for every training question (teacher_targets), computed once for all students."""
     paths = Paths.from_params(params)
     s = params["train"]["student"]
