@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vila.models.build import derive, load_model, save_model
-from vila.models.prompter import FramePrompter
+from vila.models.prompter import FramePrompter, teacher_frame_relevance
 from vila.training.students import build_student_init, tau_at
 
 
@@ -112,7 +112,7 @@ def test_teacher_frame_relevance_is_zero_for_a_frame_the_answer_cannot_see(backb
         return out
 
     model.qformer_tokens = tokens
-    rel = model.teacher_frame_relevance(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
+    rel = teacher_frame_relevance(model, b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
                                         b["attention_mask"], b["labels"])
     assert rel.shape == (3, 32) and (rel >= 0).all()
     assert torch.all(rel[:, 5] == 0) and torch.all(rel[:, [0, 6, 31]] > 0)

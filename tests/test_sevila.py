@@ -8,6 +8,7 @@ import torch
 
 from vila.data.dataset import Batcher, QASplit
 from vila.models.build import derive
+from vila.models.localizer import frame_logits, pseudo_label_loss
 from vila.models.modeling import ForwardPass, ViLAModel
 from vila.training.sevila import label_quality, single_frame_correct
 
@@ -87,10 +88,10 @@ def test_localizer_reads_exactly_one_frame_per_llm_pass(backbone):
     model.language_model.forward = spy
     args = (b["qformer_ids"], b["qformer_mask"], b["localizer_ids"], b["localizer_mask"])
     with torch.no_grad():
-        scores = model.localizer_logits(b["vit_tokens"], *args)[..., model.config.yes_no_ids[0]]
+        scores = frame_logits(model, b["vit_tokens"], *args)[..., model.config.yes_no_ids[0]]
         changed = b["vit_tokens"].clone()
         changed[:, 7] = torch.randn_like(changed[:, 7])  # frame 7 alone changes
-        scores2 = model.localizer_logits(changed, *args)[..., model.config.yes_no_ids[0]]
+        scores2 = frame_logits(model, changed, *args)[..., model.config.yes_no_ids[0]]
     q = model.config.backbone_config.num_query_tokens
     prefix = len(model.config.localizer_prefix_ids)
     assert seen[0] == (2 * T, prefix + q + b["localizer_ids"].shape[1], seen[0][2])  # one row = one frame's pass
@@ -143,8 +144,8 @@ def test_localizer_loss_is_the_lm_loss_of_yes_or_no(backbone):
     labels[0, 3] = 1
     args = (b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"], b["localizer_mask"])
     with torch.no_grad():
-        logits = model.localizer_logits(*args)
-        loss = model.localizer_loss(*args, labels)
+        logits = frame_logits(model, *args)
+        loss = pseudo_label_loss(model, *args, labels)
     yes, no = model.config.yes_no_ids
     target = torch.full((2, T), no)
     target[0, 3] = yes
@@ -164,7 +165,7 @@ def test_cached_localizer_scores_give_the_answers_of_scoring_again(backbone, tmp
     b = inputs(tok)
     with torch.no_grad():
         own = model(**b)
-        scores = model.localizer_logits(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"],
+        scores = frame_logits(model, b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"],
                                         b["localizer_mask"])[..., model.config.yes_no_ids[0]]
         cached = model(**{k: v for k, v in b.items() if not k.startswith("localizer_")}, localizer_scores=scores)
     assert torch.equal(own.letter_logits, cached.letter_logits) and torch.equal(own.chosen, cached.chosen)

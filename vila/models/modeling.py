@@ -46,7 +46,7 @@ from transformers import (
 from transformers.models.instructblip.modeling_instructblip import InstructBlipVisionEmbeddings
 
 from vila.models.distiller import TeacherBranch, TokenAxisMapper
-from vila.models.localizer import Localizer, top_k_in_time_order
+from vila.models.localizer import Localizer, frame_logits, top_k_in_time_order
 from vila.models.prompter import FramePrompter, relevance_loss
 from vila.models.qformer import frame_queries, shares_instruction
 
@@ -366,74 +366,6 @@ class ViLAModel(PreTrainedModel):
         noisy = self.training or self.config.noisy_eval
         return *self.prompter.select_frames(scores, tau, noisy), scores
 
-    def localizer_logits(
-        self,
-        vit_tokens: torch.Tensor,
-        qformer_ids: torch.Tensor,
-        qformer_mask: torch.Tensor | None,
-        localizer_ids: torch.Tensor,
-        localizer_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """SeViLA's Localizer: one frozen-LLM pass per frame over `Frame: ` + that frame's Q projected query tokens
-        + the localizer prompt -> vocabulary logits at the first decoder step [B, T, vocab] (the frame's score is
-        the "yes" logit). The B*T passes run as one batch; each row holds one frame."""
-        assert self.localizer is not None, "localizer_logits needs selector 'localizer'"
-        loc, lm = self.localizer, self.language_model
-        b, t = vit_tokens.shape[:2]
-        visual = self.qformer_tokens(loc.ln_vision(vit_tokens), qformer_ids, qformer_mask, branch=loc)
-        visual = visual.view(b * t, loc.query_tokens.shape[1], -1)  # one row per frame
-        prefix = self.token_embeddings(self.config.localizer_prefix_ids, visual.device).to(visual.dtype)
-        prompt = lm.get_input_embeddings()(localizer_ids.repeat_interleave(t, dim=0))
-        embeds = torch.cat([prefix.expand(b * t, -1, -1), visual, prompt], dim=1)
-        mask = None
-        if localizer_mask is not None:
-            ones = torch.ones(b * t, prefix.shape[0] + visual.shape[1], dtype=localizer_mask.dtype, device=visual.device)
-            mask = torch.cat([ones, localizer_mask.repeat_interleave(t, dim=0)], dim=1)
-        start = self.decoder_start_token_id
-        decoder_ids = torch.full((b * t, 1), start, dtype=torch.long, device=visual.device)
-        logits = lm(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_ids).logits[:, 0]
-        return logits.view(b, t, -1)
-
-    def localizer_loss(
-        self,
-        vit_tokens: torch.Tensor,
-        qformer_ids: torch.Tensor,
-        qformer_mask: torch.Tensor | None,
-        localizer_ids: torch.Tensor,
-        localizer_mask: torch.Tensor | None,
-        frame_labels: torch.Tensor,
-    ) -> torch.Tensor:
-        """SeViLA's self-refinement loss: the LM loss of "yes" (label 1) or "no" (label 0) for each frame [B, T]."""
-        logits = self.localizer_logits(vit_tokens, qformer_ids, qformer_mask, localizer_ids, localizer_mask)
-        yes, no = self.config.yes_no_ids
-        target = torch.where(frame_labels.bool(), yes, no)
-        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
-
-    def teacher_frame_relevance(
-        self,
-        vit_tokens: torch.Tensor,
-        qformer_ids: torch.Tensor,
-        qformer_mask: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        labels: torch.Tensor,
-    ) -> torch.Tensor:
-        """How much the teacher's answer depends on each frame [B, T]: |gradient x input| of the right
-        letter's log-probability (among the letters) w.r.t. the teacher branch's tokens, summed per frame.
-        The teacher reads all T frames through its own Q-Former and the shared frozen LLM."""
-        assert self.teacher is not None, "frame relevance needs the teacher branch (re_weight)"
-        b, t = vit_tokens.shape[:2]
-        with torch.enable_grad():
-            tokens = self.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=self.teacher).detach()
-            tokens.requires_grad_(True)
-            letters = torch.tensor(self.config.letter_ids, device=tokens.device)
-            every_frame = torch.arange(t, device=tokens.device).expand(b, t)
-            timed = self.add_time_signal(tokens, every_frame)
-            logits = self.answer_logits(timed, input_ids, attention_mask)[:, letters].float()
-            log_prob = torch.log_softmax(logits, dim=-1).gather(1, labels[:, None]).sum()
-            (grad,) = torch.autograd.grad(log_prob, tokens)
-        return (grad * tokens).float().sum(-1).view(b, t, -1).sum(-1).abs()
-
     # ---- the forward pass as named steps (training, evaluation, the speed breakdown and FLOP counting all
     # run these; see `steps`) ----
     @property
@@ -464,8 +396,8 @@ class ViLAModel(PreTrainedModel):
             if p.scores is None:  # else this Localizer's scores, already computed (the localize stage's cache)
                 if p.localizer_ids is None:
                     raise ValueError("a SeViLA model needs the localizer prompt (Batcher(..., localizer=True))")
-                logits = self.localizer_logits(p.vit_tokens, p.qformer_ids, p.qformer_mask, p.localizer_ids,
-                                               p.localizer_mask)
+                logits = frame_logits(self, p.vit_tokens, p.qformer_ids, p.qformer_mask, p.localizer_ids,
+                                      p.localizer_mask)
                 p.scores = logits[..., self.config.yes_no_ids[0]]
             p.chosen = top_k_in_time_order(p.scores, self.config.frames)
             p.frame_index = p.chosen

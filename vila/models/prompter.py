@@ -1,15 +1,19 @@
 """ViLA's Frame-Prompter: scores every sampled frame, optionally guided by the question, and picks K of them with a
 hard, straight-through Gumbel-softmax (one per segment as released, or a free top-k). And ours, beyond the paper:
 relevance distillation, the loss that pulls the Prompter's per-segment distribution towards the frozen teacher's
-frame relevance (ViLAModel.teacher_frame_relevance)."""
+frame relevance (teacher_frame_relevance, below)."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from vila.models.modeling import ViLAModel
 
 
 def gumbel_like(x: torch.Tensor) -> torch.Tensor:
@@ -90,3 +94,29 @@ def relevance_loss(scores: torch.Tensor, relevance: torch.Tensor, select: int, m
     rel = relevance.view(groups)
     target = rel / rel.sum(-1, keepdim=True).clamp(min=1e-12)
     return -(target * torch.log_softmax(scores.view(groups), dim=-1)).sum(-1).mean()
+
+
+def teacher_frame_relevance(
+    model: ViLAModel,
+    vit_tokens: torch.Tensor,
+    qformer_ids: torch.Tensor,
+    qformer_mask: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
+    """How much the teacher's answer depends on each frame [B, T]: |gradient x input| of the right
+    letter's log-probability (among the letters) w.r.t. the teacher branch's tokens, summed per frame.
+    The teacher reads all T frames through its own Q-Former and the shared frozen LLM."""
+    assert model.teacher is not None, "frame relevance needs the teacher branch (re_weight)"
+    b, t = vit_tokens.shape[:2]
+    with torch.enable_grad():
+        tokens = model.qformer_tokens(vit_tokens, qformer_ids, qformer_mask, branch=model.teacher).detach()
+        tokens.requires_grad_(True)
+        letters = torch.tensor(model.config.letter_ids, device=tokens.device)
+        every_frame = torch.arange(t, device=tokens.device).expand(b, t)
+        timed = model.add_time_signal(tokens, every_frame)
+        logits = model.answer_logits(timed, input_ids, attention_mask)[:, letters].float()
+        log_prob = torch.log_softmax(logits, dim=-1).gather(1, labels[:, None]).sum()
+        (grad,) = torch.autograd.grad(log_prob, tokens)
+    return (grad * tokens).float().sum(-1).view(b, t, -1).sum(-1).abs()

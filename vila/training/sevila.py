@@ -36,7 +36,7 @@ from vila.device import autocast, device, to_device
 from vila.evaluation.stats import key_frame_auc
 from vila.io import atomic_dir, read_json, sha256_file, stable_hash, write_json
 from vila.models.build import derive, load_model, save_model
-from vila.models.localizer import top_k_in_time_order
+from vila.models.localizer import frame_logits, pseudo_label_loss, top_k_in_time_order
 from vila.models.modeling import ViLAModel
 from vila.models.registry import LOCALIZERS, SEVILA_ABLATIONS, SEVILA_K, SEVILA_PRETRAINED, sevila_name
 from vila.models.registry import sevila_answerer as answerer_name
@@ -196,7 +196,7 @@ def yes_ranking_auc(model: ViLAModel, batcher: Batcher, frames: np.ndarray, labe
         idx = np.arange(start, min(len(frames), start + batch_size))
         b = to_device(batcher.batch(idx, frames[idx], features=True), dev)
         with autocast(dev):
-            logits = model.localizer_logits(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"],
+            logits = frame_logits(model, b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["localizer_ids"],
                                             b["localizer_mask"])
         scores[idx] = logits[..., yes_id].float().cpu().numpy()
     aucs = [key_frame_auc(s, np.flatnonzero(lab)) for s, lab in zip(scores, labels, strict=True)]
@@ -254,7 +254,7 @@ def fit_localizer(params: dict[str, Any], model: ViLAModel, tokenizer: Any, name
         return batch
 
     def loss(batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
-        return model.localizer_loss(batch["vit_tokens"], batch["qformer_ids"], batch["qformer_mask"],
+        return pseudo_label_loss(model, batch["vit_tokens"], batch["qformer_ids"], batch["qformer_mask"],
                                     batch["localizer_ids"], batch["localizer_mask"], batch["frame_labels"])
 
     def validate() -> float:

@@ -23,6 +23,7 @@ from vila.device import autocast, device, to_device
 from vila.io import atomic_dir, read_safetensors, write_json
 from vila.models.build import derive, freeze_for_finetuning, load_model, save_model
 from vila.models.modeling import ViLAModel
+from vila.models.prompter import teacher_frame_relevance
 from vila.models.registry import STUDENT_INIT, reweight_teachers
 from vila.paths import Paths
 from vila.training.backbone import check_features
@@ -120,7 +121,7 @@ def teacher_targets(model: ViLAModel, batcher: Batcher, batch_size: int, distill
         idx = np.arange(start, min(n, start + batch_size))
         b = to_device(batcher.batch(idx, None, features=True), dev)
         with autocast(dev):
-            rel = model.teacher_frame_relevance(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
+            rel = teacher_frame_relevance(model, b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], b["input_ids"],
                                                 b["attention_mask"], b["labels"])
             tokens = model.qformer_tokens(b["vit_tokens"], b["qformer_ids"], b["qformer_mask"], branch=model.teacher) \
                 if distill else None
