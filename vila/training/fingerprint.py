@@ -32,12 +32,12 @@ def numerics_fingerprint(steps: int = 4, seed: int = 0) -> str:
 
 
 def fingerprint_code() -> str:
-    """sha256 of the code the numerics fingerprint runs (this module's import closure inside vila/): a committed
-    fingerprint is about the kernels only while this code is the code that made it."""
+    """sha256 of the code the numerics fingerprint runs (this file and vila.training.backbone's import closure inside
+    vila/): a committed fingerprint is about the kernels only while this code is the code that made it."""
     from vila.pipeline.closure import ROOT, import_closure
 
     digest = hashlib.sha256()
-    for path in import_closure(__name__):
+    for path in sorted({*import_closure("vila.training.backbone"), "vila/training/fingerprint.py"}):
         digest.update(path.encode())
         digest.update((ROOT / path).read_bytes())
     return digest.hexdigest()
