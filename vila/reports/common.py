@@ -14,6 +14,7 @@ from vila.data.metrics import STAR_TYPES
 from vila.data.registry import DATASETS, split_roles
 from vila.io import read_json, read_yaml
 from vila.models.registry import speedup_key
+from vila.paths import Paths
 
 NA = "n/a"
 
@@ -73,15 +74,16 @@ def load_stats(paths: Any) -> dict[str, Any]:
     return read_json(paths.stats) if paths.stats.exists() else {}
 
 
-def load_eval(results: Path) -> dict[str, dict[str, Any]]:
+def load_eval(paths: Paths) -> dict[str, dict[str, Any]]:
+    """variant -> its eval JSON (vila/paths.py: the run's eval folder)."""
     out = {}
-    for path in sorted((results / "eval").glob("*.json")):
+    for path in sorted(paths.eval_dir.glob("*.json")):
         out[path.stem] = read_json(path)
     return out
 
 
-def load_speed(results: Path) -> dict[str, Any] | None:
-    path = results / "speed.json"
+def load_speed(paths: Paths) -> dict[str, Any] | None:
+    path = paths.speed_json
     return read_json(path) if path.exists() else None
 
 
@@ -119,8 +121,8 @@ def speed_text(c: dict[str, Any]) -> str:
             f"paper {sp['paper']:.1f}x")
 
 
-def load_comparisons(results: Path) -> dict[str, Any] | None:
-    path = results / "comparisons.json"
+def load_comparisons(paths: Paths) -> dict[str, Any] | None:
+    path = paths.comparisons_json
     return read_json(path) if path.exists() else None
 
 

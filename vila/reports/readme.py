@@ -144,7 +144,7 @@ def findings(comparisons: dict[str, Any], seeds: dict[str, Any] | None, evals: d
 
 def results_block(params: dict[str, Any]) -> str:
     paths = Paths.from_params(params)
-    evals, speed, comparisons = load_eval(paths.results), load_speed(paths.results), load_comparisons(paths.results)
+    evals, speed, comparisons = load_eval(paths), load_speed(paths), load_comparisons(paths)
     if not evals or comparisons is None:
         raise FileNotFoundError(f"{paths.results}: no eval JSONs or comparisons.json; run `make reproduce` first")
     seeds = read_json(paths.study_comparisons_json) if paths.study_comparisons_json.exists() else None

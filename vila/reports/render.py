@@ -166,7 +166,7 @@ def render(names: tuple[str, ...], params: dict[str, Any], params_file: str = "p
             try:
                 pm.execute_notebook(
                     str(src), str(executed), kernel_name="python3", progress_bar=False, log_output=False,
-                    parameters={"dataset": params["dataset"], "results_dir": str(paths.results),
+                    parameters={"dataset": params["dataset"],
                                 "paper_figures": str(PAPER_FIGURES), "params_file": str(params_file)},
                 )
             except pm.PapermillExecutionError as e:  # the cell's own one-line error (our readers name the file)

@@ -4,13 +4,13 @@ between selectors."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from vila.data.metrics import headline
 from vila.io import read_json
+from vila.paths import Paths
 from vila.reports.common import NA, fmt, interval_text
 from vila.selection.registry import SELECTORS
 
@@ -21,13 +21,13 @@ def selectors_html(params: dict[str, Any]) -> str:
     return "; ".join(f"<i>{name}</i>: {html.escape(SELECTORS[name].what)}" for name in params["selection"]["selectors"])
 
 
-def load_selection(results: Path) -> dict[str, dict[str, Any]]:
-    """select_<selector>_<k>f -> its eval-contract JSON (results/<dataset>/selection/*.json)."""
-    return {(d := read_json(p))["variant"]: d for p in sorted((results / "selection").glob("*.json"))}
+def load_selection(paths: Paths) -> dict[str, dict[str, Any]]:
+    """select_<selector>_<k>f -> its eval-contract JSON (the selection study's results folder, vila/paths.py)."""
+    return {(d := read_json(p))["variant"]: d for p in sorted(paths.selection_dir.glob("*.json"))}
 
 
-def load_score_meta(results: Path) -> dict[str, dict[str, Any]]:
-    return {p.stem: read_json(p) for p in sorted((results / "scores").glob("*.json"))}
+def load_score_meta(paths: Paths) -> dict[str, dict[str, Any]]:
+    return {p.stem: read_json(p) for p in sorted(paths.scores_meta_dir.glob("*.json"))}
 
 
 def selection_cost(source: str | None, speed: dict[str, Any] | None, uniform: str,
@@ -50,14 +50,14 @@ def selection_cost(source: str | None, speed: dict[str, Any] | None, uniform: st
     return (sum(ms[s] for s in steps) if ms else None), (float(sum(flops[s] for s in steps)) if flops else None)
 
 
-def selection_table(params: dict[str, Any], results: Path, speed: dict[str, Any] | None) -> pd.DataFrame:
+def selection_table(params: dict[str, Any], paths: Paths, speed: dict[str, Any] | None) -> pd.DataFrame:
     """One row per (selector, k): the shared answerer's accuracy, key-frame recall, the score's AUC on val,
     the chosen hyper-parameters and the selection step's cost."""
     from vila.config import student_settings
     from vila.models.registry import references
     from vila.selection.registry import score_source
 
-    selected, metas = load_selection(results), load_score_meta(results)
+    selected, metas = load_selection(paths), load_score_meta(paths)
     rows = []
     for k in params["selection"]["frames"]:
         for selector in params["selection"]["selectors"]:
@@ -83,14 +83,14 @@ def selection_table(params: dict[str, Any], results: Path, speed: dict[str, Any]
     return pd.DataFrame(rows).set_index(["k", "selector"])
 
 
-def selection_pairs_table(params: dict[str, Any], results: Path, items: list[dict[str, Any]], k: int) -> pd.DataFrame:
+def selection_pairs_table(params: dict[str, Any], paths: Paths, items: list[dict[str, Any]], k: int) -> pd.DataFrame:
     """Every pair of selectors at budget k, read by the same answerer on the same test questions: the paired
     difference of the mean-of-types accuracy (row minus column) with its 95% bootstrap interval (compare.resamples,
     compare.seed); * marks a difference whose interval excludes zero (resolved)."""
     from vila.evaluation.compare import answered_by_all, correctness
     from vila.evaluation.stats import Resamples
 
-    selected = load_selection(results)
+    selected = load_selection(paths)
     evals = {sel: selected[f"select_{sel}_{k}f"] for sel in params["selection"]["selectors"]
              if f"select_{sel}_{k}f" in selected}
     if len(evals) < 2:
@@ -113,11 +113,11 @@ def selection_pairs_table(params: dict[str, Any], results: Path, items: list[dic
     return pd.DataFrame.from_dict(table, orient="index")
 
 
-def selection_figure_recall(params: dict[str, Any], results: Path) -> Any:
+def selection_figure_recall(params: dict[str, Any], paths: Paths) -> Any:
     """Accuracy against key-frame recall, one panel per k; oracle and uniform drawn as the bounds."""
     import matplotlib.pyplot as plt
 
-    selected = load_selection(results)
+    selected = load_selection(paths)
     budgets = params["selection"]["frames"]
     fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 3.8), squeeze=False)
     for ax, k in zip(axes[0], budgets, strict=True):
